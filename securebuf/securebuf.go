@@ -1,0 +1,43 @@
+// Package securebuf keeps secrets (encryption keys) in protected memory.
+//
+// API CONTRACT (written first so that envelope and stream can be built
+// against it; the implementation lives in the other files of this package).
+package securebuf
+
+import (
+	"errors"
+	"io"
+)
+
+// Secret is a secret held in protected memory. Its bytes are reachable only
+// inside a callback; the slice handed to the callback must not be retained.
+//
+// All methods are safe to call concurrently. Close waits for callbacks that
+// are running to return.
+type Secret interface {
+	// WithBytes calls action with a read-only view of the secret. The
+	// view is valid only until action returns.
+	WithBytes(action func([]byte) error) error
+	// WithBytesFunc is WithBytes for an action that returns a result.
+	WithBytesFunc(action func([]byte) ([]byte, error)) ([]byte, error)
+	// NewReader returns a reader over a copy-out of the secret's bytes.
+	NewReader() io.Reader
+	// Len is the secret's length in bytes.
+	Len() int
+	// IsClosed reports whether Close has been called.
+	IsClosed() bool
+	// Close wipes and frees the secret. It is idempotent.
+	Close() error
+}
+
+// Errors returned by this package. Every method of a closed Secret returns
+// an error e with errors.Is(e, ErrClosed).
+var (
+	ErrClosed      = errors.New("securebuf: secret is closed")
+	ErrInvalidSize = errors.New("securebuf: invalid secret size")
+	ErrLockLimit   = errors.New("securebuf: locked-memory limit reached")
+	ErrMapLimit    = errors.New("securebuf: memory-map limit reached")
+	ErrNoDontDump  = errors.New("securebuf: cannot exclude memory from core dumps")
+	ErrProtect     = errors.New("securebuf: cannot change memory protection")
+	ErrCanary      = errors.New("securebuf: canary mismatch (buffer overflow)")
+)
