@@ -1,0 +1,143 @@
+package securebuf
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	"sync/atomic"
+
+	"github.com/enc-pipe/enc-pipe/securebuf/internal/memcall"
+)
+
+// canaryMin is the number of canary bytes that every secret gets in front
+// of its data when canaries are on.
+const canaryMin = 16
+
+// Factory creates secrets and scratch slots with one configuration.
+//
+// A Factory is safe for concurrent use. Secrets it created stay valid after
+// the Factory is closed or dropped; each must be closed on its own.
+type Factory struct {
+	opts   options
+	mem    memOps
+	canary [32]byte
+	closed atomic.Bool
+
+	scratch arena
+
+	// afterWipe, when set by a test, runs between the wipe of a region's
+	// data pages and their unmapping.
+	afterWipe func(inner []byte)
+}
+
+// NewFactory returns a Factory configured by opts. It allocates no
+// protected memory: the scratch arena is mapped on first use.
+func NewFactory(opts ...Option) (*Factory, error) {
+	f := &Factory{opts: defaultOptions(), mem: osMem{}}
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if err := o(&f.opts); err != nil {
+			return nil, err
+		}
+	}
+	rand.Read(f.canary[:])
+	f.scratch.init(f)
+	return f, nil
+}
+
+// New copies b into protected memory in constant time and then wipes b.
+// When New fails, b is left as it was. len(b) must be between 1 and the
+// factory's maximum size, or New fails with ErrInvalidSize.
+func (f *Factory) New(b []byte) (Secret, error) {
+	s, err := f.newState(len(b))
+	if err != nil {
+		return nil, err
+	}
+	subtle.ConstantTimeCopy(1, s.data, b)
+	if err := s.seal(); err != nil {
+		return nil, err
+	}
+	clear(b)
+	runtime.KeepAlive(b)
+	return s.handle(), nil
+}
+
+// CreateRandom returns a secret of n bytes read from crypto/rand straight
+// into protected memory; the bytes never pass through the Go heap.
+func (f *Factory) CreateRandom(n int) (Secret, error) {
+	s, err := f.newState(n)
+	if err != nil {
+		return nil, err
+	}
+	rand.Read(s.data)
+	if err := s.seal(); err != nil {
+		return nil, err
+	}
+	return s.handle(), nil
+}
+
+// newState maps a region for n bytes and returns the state with its data
+// pages read-write, ready to be filled and sealed.
+func (f *Factory) newState(n int) (*state, error) {
+	if f == nil {
+		return nil, fmt.Errorf("securebuf: nil *Factory")
+	}
+	if f.closed.Load() {
+		return nil, fmt.Errorf("securebuf: factory is closed: %w", ErrClosed)
+	}
+	if n <= 0 || n > f.opts.maxSize {
+		return nil, fmt.Errorf("%w: %d bytes (want 1..%d)", ErrInvalidSize, n, f.opts.maxSize)
+	}
+	slack := 0
+	if f.opts.canary {
+		slack = canaryMin
+	}
+	r, err := f.mapRegion(roundPages(n + slack))
+	if err != nil {
+		return nil, err
+	}
+	s := &state{f: f, reg: r, n: n}
+	s.cond.L = &s.mu
+	s.data = r.inner[len(r.inner)-n : len(r.inner) : len(r.inner)]
+	if f.opts.canary {
+		fillCanary(r.inner[:len(r.inner)-n], &f.canary)
+	}
+	if f.opts.logger != nil {
+		s.stack = debug.Stack()
+	}
+	return s, nil
+}
+
+// Close marks the Factory closed: New, CreateRandom and Scratch then fail
+// with ErrClosed. The scratch arena is wiped and unmapped as soon as its
+// last slot is released. Secrets already created are not affected. Close is
+// idempotent.
+func (f *Factory) Close() error {
+	if f.closed.Swap(true) {
+		return nil
+	}
+	return f.scratch.close()
+}
+
+func fillCanary(slack []byte, pat *[32]byte) {
+	for i := 0; i < len(slack); i += len(pat) {
+		copy(slack[i:], pat[:])
+	}
+}
+
+// canaryIntact compares slack with the repeated pattern in constant time.
+func canaryIntact(slack []byte, pat *[32]byte) bool {
+	ok := 1
+	for i := 0; i < len(slack); i += len(pat) {
+		chunk := slack[i:min(i+len(pat), len(slack))]
+		ok &= subtle.ConstantTimeCompare(chunk, pat[:len(chunk)])
+	}
+	return ok == 1
+}
+
+// PageSize is the size of a memory page; a secret locks at least one.
+func PageSize() int { return memcall.PageSize() }
