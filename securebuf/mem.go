@@ -41,6 +41,10 @@ func roundPages(n int) int {
 	return (n + ps - 1) / ps * ps
 }
 
+// mapRegion must be called with no package lock held: it reports metrics
+// and may log, and Metrics and Logger implementations may call back into
+// this package.
+//
 // mapRegion maps dataBytes (a multiple of the page size) of data pages,
 // with guard pages around them when the factory wants them. The data pages
 // come back read-write, excluded from core dumps and locked (unless locking
@@ -97,11 +101,10 @@ func (f *Factory) mapRegion1(dataBytes int) (region, error) {
 	return r, nil
 }
 
-// unmapRegion releases r (the caller has wiped it) and its metrics.
+// unmapRegion releases r, which the caller has wiped. It reports no
+// metrics, because it runs under locks: the caller reports LockedBytes
+// after unlocking.
 func (f *Factory) unmapRegion(r region) error {
-	if r.locked > 0 {
-		f.opts.metrics.Add(LockedBytes, -int64(r.locked))
-	}
 	if err := f.mem.Unmap(r.all); err != nil {
 		return fmt.Errorf("securebuf: munmap of %d bytes: %w", len(r.all), err)
 	}

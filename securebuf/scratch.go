@@ -65,14 +65,16 @@ type slot struct {
 
 // arena hands out scratch slots from a free list. It grows by one mapped
 // chunk at a time (1, 2, 4, ... pages) up to options.scratchPages pages.
-// Its lock guards the free list and the chunk list; growing maps memory
-// under the lock, and every failure there is returned as an error.
+//
+// Locking rule: a.mu guards the lists and counters only. No system call,
+// Metrics or Logger call happens under it: growing reserves the pages under
+// the lock, maps them without it, and adds the slots under it again.
 type arena struct {
 	f      *Factory
 	mu     sync.Mutex
 	free   []*slot
 	chunks []region
-	pages  int
+	pages  int // pages mapped or being mapped
 	inUse  int
 	closed bool
 }
@@ -111,21 +113,53 @@ func (a *arena) get(n int) (*slot, error) {
 	if n < 1 || n > MaxScratchSize {
 		return nil, fmt.Errorf("%w: scratch of %d bytes (want 1..%d)", ErrInvalidSize, n, MaxScratchSize)
 	}
+	m := a.f.opts.metrics
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.closed {
-		return nil, fmt.Errorf("securebuf: factory is closed: %w", ErrClosed)
-	}
-	if len(a.free) == 0 {
-		if err := a.grow(); err != nil {
+	for {
+		if a.closed {
+			a.mu.Unlock()
+			return nil, fmt.Errorf("securebuf: factory is closed: %w", ErrClosed)
+		}
+		if k := len(a.free); k > 0 {
+			sl := a.free[k-1]
+			a.free = a.free[:k-1]
+			a.inUse++
+			a.mu.Unlock()
+			m.Add(ScratchInUse, 1)
+			return sl, nil
+		}
+		limit := a.f.opts.scratchPages
+		if a.pages >= limit {
+			inUse, pages := a.inUse, a.pages
+			a.mu.Unlock()
+			return nil, fmt.Errorf("%w (%d slots in %d pages; see WithScratchPages)", ErrScratchFull, inUse, pages)
+		}
+		pages := min(max(1, a.pages), limit-a.pages)
+		a.pages += pages
+		a.mu.Unlock()
+
+		r, err := a.f.mapRegion(pages * memcall.PageSize())
+
+		a.mu.Lock()
+		if err != nil {
+			a.pages -= pages
+			a.mu.Unlock()
 			return nil, err
 		}
+		if a.closed {
+			a.pages -= pages
+			a.mu.Unlock()
+			a.unmapChunk(r)
+			continue // reports ErrClosed
+		}
+		a.chunks = append(a.chunks, r)
+		if a.free == nil {
+			a.free = make([]*slot, 0, limit*memcall.PageSize()/MaxScratchSize)
+		}
+		for off := 0; off+MaxScratchSize <= len(r.inner); off += MaxScratchSize {
+			a.free = append(a.free, &slot{b: r.inner[off : off+MaxScratchSize : off+MaxScratchSize]})
+		}
 	}
-	sl := a.free[len(a.free)-1]
-	a.free = a.free[:len(a.free)-1]
-	a.inUse++
-	a.f.opts.metrics.Add(ScratchInUse, 1)
-	return sl, nil
 }
 
 func (a *arena) put(sl *slot) {
@@ -134,63 +168,55 @@ func (a *arena) put(sl *slot) {
 	a.mu.Lock()
 	a.free = append(a.free, sl)
 	a.inUse--
-	a.f.opts.metrics.Add(ScratchInUse, -1)
-	var err error
+	var chunks []region
 	if a.closed && a.inUse == 0 {
-		err = a.unmapAll()
+		chunks = a.takeChunks()
 	}
 	a.mu.Unlock()
-	if err != nil && a.f.opts.logger != nil {
-		a.f.opts.logger.Debugf("securebuf: releasing the scratch arena: %v", err)
+	a.f.opts.metrics.Add(ScratchInUse, -1)
+	for _, r := range chunks {
+		a.unmapChunk(r)
 	}
-}
-
-// grow maps the next chunk; a.mu is held.
-func (a *arena) grow() error {
-	limit := a.f.opts.scratchPages
-	if a.pages >= limit {
-		return fmt.Errorf("%w (%d slots in %d pages; see WithScratchPages)", ErrScratchFull, a.inUse, a.pages)
-	}
-	pages := max(1, a.pages)
-	pages = min(pages, limit-a.pages)
-	r, err := a.f.mapRegion(pages * memcall.PageSize())
-	if err != nil {
-		return err
-	}
-	a.chunks = append(a.chunks, r)
-	a.pages += pages
-	if a.free == nil {
-		a.free = make([]*slot, 0, limit*memcall.PageSize()/MaxScratchSize)
-	}
-	for off := 0; off+MaxScratchSize <= len(r.inner); off += MaxScratchSize {
-		a.free = append(a.free, &slot{b: r.inner[off : off+MaxScratchSize : off+MaxScratchSize]})
-	}
-	return nil
 }
 
 func (a *arena) close() error {
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	a.closed = true
-	if a.inUse > 0 {
-		return nil // the last put unmaps
+	var chunks []region
+	if a.inUse == 0 {
+		chunks = a.takeChunks()
+	} // else the last put unmaps
+	a.mu.Unlock()
+	var errs []error
+	for _, r := range chunks {
+		errs = append(errs, a.unmapChunk(r))
 	}
-	return a.unmapAll()
+	return errors.Join(errs...)
 }
 
-// unmapAll wipes and unmaps every chunk; a.mu is held and no slot is out.
-func (a *arena) unmapAll() error {
-	var errs []error
-	for _, r := range a.chunks {
-		clear(r.inner)
-		runtime.KeepAlive(r.inner)
-		if a.f.afterWipe != nil {
-			a.f.afterWipe(r.inner)
-		}
-		if err := a.f.unmapRegion(r); err != nil {
-			errs = append(errs, err)
-		}
+// takeChunks empties the arena; a.mu is held and no slot is out.
+func (a *arena) takeChunks() []region {
+	chunks := a.chunks
+	a.chunks, a.free = nil, nil
+	for _, r := range chunks {
+		a.pages -= len(r.inner) / memcall.PageSize()
 	}
-	a.chunks, a.free, a.pages = nil, nil, 0
-	return errors.Join(errs...)
+	return chunks
+}
+
+// unmapChunk wipes and unmaps one chunk that no slot refers to any more.
+func (a *arena) unmapChunk(r region) error {
+	clear(r.inner)
+	runtime.KeepAlive(r.inner)
+	if a.f.afterWipe != nil {
+		a.f.afterWipe(r.inner)
+	}
+	err := a.f.unmapRegion(r)
+	if r.locked > 0 {
+		a.f.opts.metrics.Add(LockedBytes, -int64(r.locked))
+	}
+	if err != nil && a.f.opts.logger != nil {
+		a.f.opts.logger.Debugf("securebuf: releasing the scratch arena: %v", err)
+	}
+	return err
 }

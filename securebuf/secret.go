@@ -48,15 +48,17 @@ var (
 // seal makes a filled state no-access and registers it. On error the state
 // is wiped and unmapped.
 func (s *state) seal() error {
-	if err := s.f.mem.Protect(s.reg.inner, memcall.NoAccess); err != nil {
-		s.f.opts.metrics.Add(FailProtect, 1)
+	f := s.f
+	if err := f.mem.Protect(s.reg.inner, memcall.NoAccess); err != nil {
 		clear(s.reg.inner)
-		_ = s.f.unmapRegion(s.reg)
+		_ = f.unmapRegion(s.reg)
+		f.opts.metrics.Add(LockedBytes, -int64(s.reg.locked))
+		f.opts.metrics.Add(FailProtect, 1)
 		return classifyMapErr("mprotect", len(s.reg.inner), err, ErrProtect)
 	}
 	register(s)
-	s.f.opts.metrics.Add(Allocated, 1)
-	s.f.opts.metrics.Add(InUse, 1)
+	f.opts.metrics.Add(Allocated, 1)
+	f.opts.metrics.Add(InUse, 1)
 	return nil
 }
 
@@ -78,6 +80,35 @@ func leaked(s *state) {
 	_ = s.close()
 }
 
+// Locking rule: s.mu is held across the mprotect, wipe and munmap calls
+// that change the state, and across nothing else. Metrics and Logger are
+// only ever called after it is released, because their implementations may
+// call back into this package (Purge, New, Close of this very secret).
+
+// events are the metrics of a state change, reported after unlocking.
+type events struct {
+	protectFailed bool
+	freed         bool
+	unlocked      int // bytes unlocked by the free
+	canaryFailed  bool
+}
+
+func (s *state) report(ev events) {
+	m := s.f.opts.metrics
+	if ev.protectFailed {
+		m.Add(FailProtect, 1)
+	}
+	if ev.canaryFailed {
+		m.Add(CanaryFailures, 1)
+	}
+	if ev.freed {
+		if ev.unlocked > 0 {
+			m.Add(LockedBytes, -int64(ev.unlocked))
+		}
+		m.Add(InUse, -1)
+	}
+}
+
 // acquire registers a reader, making the pages readable for the first one.
 func (s *state) acquire() error {
 	s.mu.Lock()
@@ -87,9 +118,10 @@ func (s *state) acquire() error {
 	}
 	if s.readers == 0 {
 		if err := s.f.mem.Protect(s.reg.inner, memcall.ReadOnly); err != nil {
+			n := len(s.reg.inner)
 			s.mu.Unlock()
-			s.f.opts.metrics.Add(FailProtect, 1)
-			return fmt.Errorf("%w: mprotect(read) of %d bytes: %w", ErrProtect, len(s.reg.inner), err)
+			s.report(events{protectFailed: true})
+			return fmt.Errorf("%w: mprotect(read) of %d bytes: %w", ErrProtect, n, err)
 		}
 	}
 	s.readers++
@@ -97,23 +129,26 @@ func (s *state) acquire() error {
 	return nil
 }
 
-// release ends a reader; the last one makes the pages no-access again and
-// lets a waiting Close (or a pending Purge) proceed.
+// release ends a reader; the last one makes the pages no-access again and,
+// when Close or Purge is pending, wipes and frees them.
 func (s *state) release() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.readers--
 	if s.readers > 0 {
+		s.mu.Unlock()
 		return nil
 	}
+	var ev events
 	var err error
 	if perr := s.f.mem.Protect(s.reg.inner, memcall.NoAccess); perr != nil {
-		s.f.opts.metrics.Add(FailProtect, 1)
+		ev.protectFailed = true
 		err = fmt.Errorf("%w: mprotect(none) of %d bytes after access: %w", ErrProtect, len(s.reg.inner), perr)
 	}
 	if s.closing && !s.done {
-		s.finish()
+		ev = s.finish(ev)
 	}
+	s.mu.Unlock()
+	s.report(ev)
 	return err
 }
 
@@ -121,7 +156,6 @@ func (s *state) release() error {
 // first call's result.
 func (s *state) close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if !s.closing {
 		s.closing = true
 		s.isClosed.Store(true)
@@ -129,49 +163,59 @@ func (s *state) close() error {
 	for s.readers > 0 && !s.done {
 		s.cond.Wait()
 	}
+	var ev events
 	if !s.done {
-		s.finish()
+		ev = s.finish(ev)
 	}
-	return s.closeErr
+	err := s.closeErr
+	s.mu.Unlock()
+	s.report(ev)
+	return err
 }
 
 // purge closes s without waiting: when readers are inside, the last one to
-// leave wipes. Called by Purge, which must never block on a callback.
+// leave wipes. Purge must never block on a callback.
 func (s *state) purge() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closing {
+		s.mu.Unlock()
 		return
 	}
 	s.closing = true
 	s.isClosed.Store(true)
+	var ev events
 	if s.readers == 0 {
-		s.finish()
+		ev = s.finish(ev)
 	}
+	s.mu.Unlock()
+	s.report(ev)
 }
 
 // finish wipes and unmaps; s.mu is held and no reader is inside.
-func (s *state) finish() {
-	s.closeErr = s.free()
+func (s *state) finish(ev events) events {
+	ev.freed = true
+	ev.unlocked = s.reg.locked
+	s.closeErr = s.free(&ev)
 	s.done = true
 	s.cond.Broadcast()
+	return ev
 }
 
-func (s *state) free() error {
+func (s *state) free(ev *events) error {
 	f := s.f
 	var errs []error
 	inner := s.reg.inner
 	if err := f.mem.Protect(inner, memcall.ReadWrite); err != nil {
 		// The wipe is impossible; unmapping still hands the pages back to
 		// the kernel, which zeroes them before any reuse.
-		f.opts.metrics.Add(FailProtect, 1)
+		ev.protectFailed = true
 		errs = append(errs, fmt.Errorf("%w: mprotect(read-write) before wipe: %w", ErrProtect, err))
 	} else {
 		intact := !f.opts.canary || canaryIntact(inner[:len(inner)-s.n], &f.canary)
 		clear(inner)
 		runtime.KeepAlive(inner)
 		if !intact {
-			f.opts.metrics.Add(CanaryFailures, 1)
+			ev.canaryFailed = true
 			errs = append(errs, fmt.Errorf("%w: the %d bytes in front of a %d-byte secret were overwritten; the secret was wiped",
 				ErrCanary, len(inner)-s.n, s.n))
 		}
@@ -184,7 +228,6 @@ func (s *state) free() error {
 	}
 	s.reg, s.data = region{}, nil
 	unregister(s)
-	f.opts.metrics.Add(InUse, -1)
 	return errors.Join(errs...)
 }
 

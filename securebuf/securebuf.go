@@ -1,7 +1,7 @@
-// Package securebuf keeps secrets (encryption keys) in protected memory.
-//
-// API CONTRACT (written first so that envelope and stream can be built
-// against it; the implementation lives in the other files of this package).
+// API contract of securebuf (written first so that envelope and stream can
+// be built against it; the package documentation is in doc.go and the
+// implementation in the other files).
+
 package securebuf
 
 import (
