@@ -16,17 +16,32 @@ var ErrScratchFull = errors.New("securebuf: all scratch slots are in use")
 // LimitError describes an allocation that failed at a resource limit. It
 // matches ErrLockLimit or ErrMapLimit with errors.Is (Kind says which), and
 // also the system error that the operating system returned.
+//
+// The limit fields are -1 when the platform does not report them.
 type LimitError struct {
 	Kind    error  // ErrLockLimit or ErrMapLimit
-	Op      string // the failing call: "mmap", "mlock", "mprotect", "VirtualLock", ...
+	Op      string // the failing call: "mmap", "mlock", "mprotect", "preflight"
 	Request int    // bytes the call asked for
-	Limits  memcall.Limits
-	Err     error // the system error, such as ENOMEM
+
+	MemlockSoft int64 // RLIMIT_MEMLOCK soft limit, bytes (Windows: working-set minimum)
+	MemlockHard int64 // RLIMIT_MEMLOCK hard limit, bytes (Windows: working-set maximum)
+	Locked      int64 // bytes locked by the process (VmLck)
+	CanLockAll  bool  // the process holds CAP_IPC_LOCK
+	MapCount    int64 // mappings of the process
+	MaxMapCount int64 // vm.max_map_count
+
+	Err error // the system error, such as ENOMEM
+}
+
+func newLimitError(kind error, op string, n int, l memcall.Limits, err error) *LimitError {
+	return &LimitError{Kind: kind, Op: op, Request: n,
+		MemlockSoft: l.MemlockSoft, MemlockHard: l.MemlockHard, Locked: l.Locked, CanLockAll: l.CanLockAll,
+		MapCount: l.MapCount, MaxMapCount: l.MaxMapCount, Err: err}
 }
 
 func (e *LimitError) Error() string {
 	var b strings.Builder
-	l := e.Limits
+	l := e
 	fmt.Fprintf(&b, "%v: %s of %d bytes failed (%v)", e.Kind, e.Op, e.Request, e.Err)
 	if e.Kind == ErrLockLimit {
 		if runtime.GOOS == "windows" {
@@ -67,11 +82,11 @@ func countOrUnknown(v int64) string {
 // from RLIMIT_MEMLOCK and from vm.max_map_count (mlock splits mappings), so
 // the limits decide: without CAP_IPC_LOCK, locked bytes plus the request
 // above the soft limit mean the lock limit; anything else is the map limit.
-func classifyLockErr(op string, n int, err error) error {
+func classifyLockErr(op string, n int, err error, readLimits func() memcall.Limits) error {
 	if !memcall.IsResourceError(err) {
 		return fmt.Errorf("securebuf: %s of %d bytes: %w", op, n, err)
 	}
-	l := memcall.ReadLimits()
+	l := readLimits()
 	kind := ErrMapLimit
 	switch {
 	case memcall.IsQuotaError(err):
@@ -81,13 +96,13 @@ func classifyLockErr(op string, n int, err error) error {
 	case l.MemlockSoft >= 0 && (l.Locked < 0 || l.Locked+int64(n) > l.MemlockSoft):
 		kind = ErrLockLimit
 	}
-	return &LimitError{Kind: kind, Op: op, Request: n, Limits: l, Err: err}
+	return newLimitError(kind, op, n, l, err)
 }
 
 // classifyMapErr turns an mmap or mprotect failure into an error.
-func classifyMapErr(op string, n int, err error, kindIfOther error) error {
+func classifyMapErr(op string, n int, err error, kindIfOther error, readLimits func() memcall.Limits) error {
 	if memcall.IsResourceError(err) {
-		return &LimitError{Kind: ErrMapLimit, Op: op, Request: n, Limits: memcall.ReadLimits(), Err: err}
+		return newLimitError(ErrMapLimit, op, n, readLimits(), err)
 	}
 	return fmt.Errorf("%w: %s of %d bytes: %w", kindIfOther, op, n, err)
 }

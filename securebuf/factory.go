@@ -27,6 +27,10 @@ type Factory struct {
 
 	scratch arena
 
+	// readLimits reads the process limits when an allocation fails; tests
+	// replace it to check the classification.
+	readLimits func() memcall.Limits
+
 	// afterWipe, when set by a test, runs between the wipe of a region's
 	// data pages and their unmapping.
 	afterWipe func(inner []byte)
@@ -35,7 +39,7 @@ type Factory struct {
 // NewFactory returns a Factory configured by opts. It allocates no
 // protected memory: the scratch arena is mapped on first use.
 func NewFactory(opts ...Option) (*Factory, error) {
-	f := &Factory{opts: defaultOptions(), mem: osMem{}}
+	f := &Factory{opts: defaultOptions(), mem: osMem{}, readLimits: memcall.ReadLimits}
 	for _, o := range opts {
 		if o == nil {
 			continue

@@ -68,7 +68,7 @@ func (f *Factory) mapRegion1(dataBytes int) (region, error) {
 	total := dataBytes + 2*guard
 	all, err := f.mem.Map(total, prot)
 	if err != nil {
-		return region{}, classifyMapErr("mmap", total, err, ErrProtect)
+		return region{}, classifyMapErr("mmap", total, err, ErrProtect, f.readLimits)
 	}
 	r := region{all: all, inner: all[guard : guard+dataBytes : guard+dataBytes]}
 	fail := func(err error) (region, error) {
@@ -82,11 +82,11 @@ func (f *Factory) mapRegion1(dataBytes int) (region, error) {
 	_ = f.mem.WipeOnFork(all) // best effort: EINVAL before Linux 4.14
 	if guard > 0 {
 		if err := f.mem.Protect(r.inner, memcall.ReadWrite); err != nil {
-			return fail(classifyMapErr("mprotect", dataBytes, err, ErrProtect))
+			return fail(classifyMapErr("mprotect", dataBytes, err, ErrProtect, f.readLimits))
 		}
 	}
 	if err := f.mem.Lock(r.inner); err != nil {
-		lerr := classifyLockErr("mlock", dataBytes, err)
+		lerr := classifyLockErr("mlock", dataBytes, err, f.readLimits)
 		if f.opts.requireLock {
 			return fail(lerr)
 		}

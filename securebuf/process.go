@@ -77,12 +77,12 @@ func Preflight(expectedSecrets int) error {
 	need := int64(expectedSecrets) * int64(memcall.PageSize())
 	var errs []error
 	if !l.CanLockAll && l.MemlockSoft >= 0 && max(l.Locked, 0)+need > l.MemlockSoft {
-		errs = append(errs, &LimitError{Kind: ErrLockLimit, Op: "preflight", Request: int(need), Limits: l,
-			Err: fmt.Errorf("%d secrets need %d locked bytes", expectedSecrets, need)})
+		errs = append(errs, newLimitError(ErrLockLimit, "preflight", int(need), l,
+			fmt.Errorf("%d secrets need %d locked bytes", expectedSecrets, need)))
 	}
 	if l.MaxMapCount >= 0 && l.MapCount >= 0 && l.MapCount+3*int64(expectedSecrets) > l.MaxMapCount {
-		errs = append(errs, &LimitError{Kind: ErrMapLimit, Op: "preflight", Request: int(need), Limits: l,
-			Err: fmt.Errorf("%d secrets need up to %d more mappings", expectedSecrets, 3*expectedSecrets)})
+		errs = append(errs, newLimitError(ErrMapLimit, "preflight", int(need), l,
+			fmt.Errorf("%d secrets need up to %d more mappings", expectedSecrets, 3*expectedSecrets)))
 	}
 	return errors.Join(errs...)
 }

@@ -54,7 +54,7 @@ func (s *state) seal() error {
 		_ = f.unmapRegion(s.reg)
 		f.opts.metrics.Add(LockedBytes, -int64(s.reg.locked))
 		f.opts.metrics.Add(FailProtect, 1)
-		return classifyMapErr("mprotect", len(s.reg.inner), err, ErrProtect)
+		return classifyMapErr("mprotect", len(s.reg.inner), err, ErrProtect, f.readLimits)
 	}
 	register(s)
 	f.opts.metrics.Add(Allocated, 1)
