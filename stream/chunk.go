@@ -1,0 +1,287 @@
+package stream
+
+import (
+	"crypto/cipher"
+	"encoding/binary"
+	"fmt"
+	"sync"
+
+	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/zstd"
+)
+
+// job is one chunk travelling through the pipeline: the dispatcher fills
+// in, a worker (or the caller, without workers) fills out or err and then
+// closes done, and the ordered consumer waits on done.
+type job struct {
+	idx  uint64
+	last bool
+	full bool // reader: the chunk has its full ciphertext size
+	aead cipher.AEAD
+	a, b *[]byte // pooled buffers owned by the job
+	in   []byte  // writer: plaintext; reader: ciphertext (in *a)
+	out  []byte  // writer: bytes to write; reader: authenticated plaintext
+	err  error
+	done chan struct{}
+}
+
+// chunker seals and opens single chunks. It is safe for concurrent use.
+type chunker struct {
+	chunk  int    // plaintext chunk size
+	aad    []byte // the header MAC
+	framed bool   // compressed streams: length-framed chunks
+	codec  Codec
+	zenc   *zstd.Encoder
+	zdec   *zstd.Decoder
+
+	testHook func(*job) // tests only: runs before each chunk is processed
+}
+
+func newChunker(h *Header, concurrency int, forWriting bool) (*chunker, error) {
+	c := &chunker{
+		chunk:  h.ChunkSize(),
+		aad:    h.mac(),
+		framed: h.flags&FlagCompressed != 0,
+		codec:  h.codec,
+	}
+	if c.codec == CodecZstd {
+		var err error
+		if forWriting {
+			c.zenc, err = zstd.NewWriter(nil,
+				zstd.WithEncoderLevel(zstd.SpeedFastest),
+				zstd.WithEncoderConcurrency(concurrency),
+				zstd.WithEncoderCRC(false), // GCM authenticates every chunk
+				zstd.WithWindowSize(max(c.chunk, zstd.MinWindowSize)),
+				zstd.WithLowerEncoderMem(true))
+		} else {
+			c.zdec, err = zstd.NewReader(nil,
+				zstd.WithDecoderConcurrency(concurrency),
+				zstd.WithDecoderLowmem(true),
+				zstd.WithDecoderMaxMemory(uint64(c.chunk)),
+				zstd.WithDecodeAllCapLimit(true),
+				zstd.IgnoreChecksum(true))
+		}
+		if err != nil {
+			return nil, fmt.Errorf("stream: failed to set up zstd: %v", err)
+		}
+	}
+	return c, nil
+}
+
+func (c *chunker) close() {
+	if c.zenc != nil {
+		c.zenc.Close()
+	}
+	if c.zdec != nil {
+		c.zdec.Close()
+	}
+}
+
+// bufSize is the size of every pooled buffer of a stream: a chunk plus
+// room for the tag, the compression marker, the frame prefix and the
+// one-byte lookahead.
+func (c *chunker) bufSize() int { return c.chunk + 64 }
+
+// outSize is the size of the writer's second buffer for compressed
+// streams: the largest compressor output plus the framing.
+func (c *chunker) outSize() int { return s2.MaxEncodedLen(c.chunk) + 64 }
+
+// run processes j with fn, turning a panic into j.err, and closes j.done.
+func (c *chunker) run(j *job, fn func(*job)) {
+	defer func() {
+		if r := recover(); r != nil {
+			j.err = fmt.Errorf("stream: internal error: panic while processing chunk %d: %v", j.idx, r)
+			j.out = nil
+		}
+		if j.done != nil {
+			close(j.done)
+		}
+	}()
+	if c.testHook != nil {
+		c.testHook(j)
+	}
+	fn(j)
+}
+
+// seal encrypts j.in (in *j.a) as chunk j.idx and sets j.out to the bytes
+// to write. Uncompressed chunks are sealed in place.
+func (c *chunker) seal(j *job) {
+	var n [12]byte
+	nonce(&n, j.idx, j.last)
+	if !c.framed {
+		// In place when j.in is (*j.a)[:len(j.in)], as it is except on
+		// the Writer's direct path, which seals from the caller's slice.
+		j.out = j.aead.Seal((*j.a)[:0], n[:], j.in, c.aad)
+		return
+	}
+	ob := (*j.b)[:cap(*j.b)]
+	body := ob[frameSize+1 : frameSize+1]
+	var packed []byte
+	switch c.codec {
+	case CodecZstd:
+		packed = c.zenc.EncodeAll(j.in, body)
+	case CodecS2:
+		packed = s2.Encode(body, j.in)
+	}
+	marker := byte(markerCompress)
+	if len(packed) >= len(j.in) || &packed[:1][0] != &body[:1][0] {
+		// Not smaller (or the compressor did not write into our buffer,
+		// which cannot happen with these capacities): store raw.
+		marker = markerStored
+		packed = ob[frameSize+1 : frameSize+1+copy(ob[frameSize+1:], j.in)]
+	}
+	ob[frameSize] = marker
+	pt := ob[frameSize : frameSize+1+len(packed)]
+	sealed := j.aead.Seal(pt[:0], n[:], pt, c.aad)
+	binary.BigEndian.PutUint32(ob[:frameSize], uint32(len(sealed)))
+	j.out = ob[:frameSize+len(sealed)]
+}
+
+// open authenticates and decrypts j.in (in *j.a) as chunk j.idx into *j.b
+// and sets j.out, or sets j.err. No byte of a chunk that fails is exposed.
+func (c *chunker) open(j *job) {
+	pt, err := openChunk(j.aead, j.idx, j.last, j.full, c.aad, (*j.b)[:0], j.in)
+	if err != nil {
+		j.err = err
+		return
+	}
+	if !c.framed {
+		if j.last && len(pt) == 0 && j.idx != 0 {
+			j.err = fmt.Errorf("%w: empty final chunk %d", ErrInvalidChunk, j.idx)
+			return
+		}
+		j.out = pt
+		return
+	}
+	out, err := c.unpack(pt, (*j.a)[:0])
+	if err != nil {
+		j.err = fmt.Errorf("%w: chunk %d: %v", ErrInvalidChunk, j.idx, err)
+		return
+	}
+	switch {
+	case !j.last && len(out) != c.chunk:
+		j.err = fmt.Errorf("%w: chunk %d holds %d bytes, not %d", ErrInvalidChunk, j.idx, len(out), c.chunk)
+	case j.last && len(out) == 0 && j.idx != 0:
+		j.err = fmt.Errorf("%w: empty final chunk %d", ErrInvalidChunk, j.idx)
+	default:
+		j.out = out
+	}
+}
+
+// unpack undoes the compression of an opened chunk (marker ‖ data) into
+// dst, which has room for one chunk.
+func (c *chunker) unpack(pt, dst []byte) ([]byte, error) {
+	if len(pt) < 1 {
+		return nil, fmt.Errorf("missing compression marker")
+	}
+	data := pt[1:]
+	switch pt[0] {
+	case markerStored:
+		if len(data) > c.chunk {
+			return nil, fmt.Errorf("stored chunk of %d bytes", len(data))
+		}
+		return append(dst[:0], data...), nil
+	case markerCompress:
+	default:
+		return nil, fmt.Errorf("unknown compression marker %#02x", pt[0])
+	}
+	switch c.codec {
+	case CodecS2:
+		n, err := s2.DecodedLen(data)
+		if err != nil {
+			return nil, err
+		}
+		if n > c.chunk {
+			return nil, fmt.Errorf("decompresses to %d bytes", n)
+		}
+		return s2.Decode(dst[:n], data)
+	case CodecZstd:
+		return c.zdec.DecodeAll(data, dst[:0:c.chunk])
+	}
+	return nil, fmt.Errorf("codec %v", c.codec)
+}
+
+// openChunk opens one chunk into dst (which must not overlap ct). last
+// says whether the stream ended right after this chunk; full whether the
+// chunk had its full ciphertext size (always true for framed chunks).
+// On failure it tries the other last-chunk flag, only to name the error:
+// a chunk that opens as final although data follows is ErrTrailingData;
+// a full chunk at the end that opens as non-final means the stream was
+// cut at that chunk boundary (ErrTruncated). Nothing is returned from a
+// failed chunk.
+func openChunk(aead cipher.AEAD, idx uint64, last, full bool, aad, dst, ct []byte) ([]byte, error) {
+	if len(ct) < TagSize {
+		return nil, ErrTruncated
+	}
+	var n [12]byte
+	nonce(&n, idx, last)
+	pt, err := aead.Open(dst, n[:], ct, aad)
+	if err == nil {
+		return pt, nil
+	}
+	nonce(&n, idx, !last)
+	pt, err = aead.Open(dst, n[:], ct, aad)
+	if err == nil {
+		clear(pt)
+		if last {
+			return nil, ErrTruncated
+		}
+		return nil, ErrTrailingData
+	}
+	if last && !full {
+		return nil, errTruncatedOrModified
+	}
+	return nil, ErrAuth
+}
+
+// Buffer pools, one per size. Buffers hold plaintext and ciphertext of
+// chunks, never keys.
+var pools sync.Map // int -> *sync.Pool
+
+func getBuf(size int) *[]byte {
+	p, ok := pools.Load(size)
+	if !ok {
+		p, _ = pools.LoadOrStore(size, &sync.Pool{New: func() any {
+			b := make([]byte, size)
+			return &b
+		}})
+	}
+	return p.(*sync.Pool).Get().(*[]byte)
+}
+
+func putBuf(b *[]byte) {
+	if b == nil {
+		return
+	}
+	if p, ok := pools.Load(cap(*b)); ok {
+		*b = (*b)[:cap(*b)]
+		p.(*sync.Pool).Put(b)
+	}
+}
+
+// workers is a pool of goroutines that process jobs. Its owner starts it,
+// sends jobs, and stops it with stop, which returns after every worker
+// has exited.
+type workers struct {
+	jobs chan *job
+	wg   sync.WaitGroup
+}
+
+func startWorkers(n int, c *chunker, fn func(*job)) *workers {
+	w := &workers{jobs: make(chan *job, n)}
+	w.wg.Add(n)
+	for range n {
+		go func() {
+			defer w.wg.Done()
+			for j := range w.jobs {
+				c.run(j, fn)
+			}
+		}()
+	}
+	return w
+}
+
+func (w *workers) stop() {
+	close(w.jobs)
+	w.wg.Wait()
+}

@@ -1,0 +1,68 @@
+// Package stream encrypts and decrypts streams of any length in the
+// enc-pipe format v1 (docs/FORMAT.md is the normative spec): chunked
+// AES-256-GCM under per-stream HKDF-SHA-256 subkeys, with STREAM nonces,
+// an HMAC'd header that carries the wrapped data key, and fixed-size
+// chunks so that any byte range can be decrypted on its own.
+//
+// A stream is
+//
+//	header || chunk_0 || chunk_1 || … || chunk_last
+//
+//	header  = magic "\x89EP\n" · version · suite · log2(chunk size) · flags ·
+//	          header length · 32-byte salt · key record · partition ·
+//	          metadata · HMAC-SHA-256(K_hdr, all of the above)
+//	chunk_i = AES-256-GCM(K_payload[i>>24], nonce = i (11 bytes) ‖ last (1 byte),
+//	          plaintext_i, AAD = header MAC)
+//
+// Every chunk but the last holds exactly ChunkSize plaintext bytes (64 KiB
+// by default), so chunk i starts at Header.Len() + i·(ChunkSize+16) and the
+// size overhead is the header plus 16 bytes per chunk. An empty stream is
+// one empty final chunk.
+//
+// # Security properties
+//
+// The header MAC is checked before any chunk is opened; since HMAC-SHA-256
+// commits to its key, a stream decrypts under one data key only. The chunk
+// index and the last-chunk flag are in each nonce, and the header MAC is
+// each chunk's associated data, so reordered, duplicated, dropped or
+// foreign chunks fail with ErrAuth; a stream that ends early fails with
+// ErrTruncated (an io.ErrUnexpectedEOF), and bytes after the final chunk
+// with ErrTrailingData. A Reader releases a chunk's plaintext only after
+// that chunk authenticates, but it releases it before later chunks are
+// checked: a stream is authentic as a whole only once Read returns io.EOF.
+//
+// # Keys
+//
+// This package never sees a key encryption key. The caller passes the
+// stream's 32-byte data key as a securebuf.Secret and the key record (the
+// data key wrapped by the partition's intermediate key) as opaque bytes
+// for the header; package encpipe does both with an envelope.Session.
+// Subkeys are derived inside Secret.WithBytes and the temporary copies
+// wiped, but the expanded AES key schedule of each epoch in use lives on
+// the Go heap until the stream is closed: crypto/aes offers no way to
+// keep or wipe it elsewhere.
+//
+// # Concurrency and ownership
+//
+// Writer and Reader are not safe for concurrent use; ReaderAt's ReadAt is.
+// WithConcurrency(n) sets how many goroutines seal or open chunks; output
+// order never changes. With n = 1 nothing runs outside the caller's
+// goroutine. Workers are owned by the Writer or Reader that started them
+// and are gone when Close returns (a Reader also stops them at the end of
+// the stream or at its first error). No constructor or Close ever closes
+// the underlying io.Writer or io.Reader; the data key is closed only with
+// WithKeyOwnership.
+//
+// # Compression
+//
+// WithCompression compresses each chunk (zstd or S2) before sealing it, in
+// the worker pool. Compressed chunks have variable sizes and are framed
+// with their length, so a compressed stream can only be read sequentially:
+// NewReaderAt and CiphertextRange refuse it with ErrNotSeekable.
+//
+// # Memory
+//
+// A Writer or Reader holds at most about (workers + 2) chunk buffers (two
+// per chunk on the read side, and when compressing), whatever the stream's
+// length. Buffers come from pools shared by all streams of the process.
+package stream

@@ -1,0 +1,347 @@
+package stream
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/enc-pipe/enc-pipe/securebuf"
+)
+
+// ReaderAt decrypts any byte range of an uncompressed stream held in an
+// io.ReaderAt of known size (a file, or an object store reached with HTTP
+// Range requests). NewReaderAt authenticates the header and the final
+// chunk first, so a truncated or extended stream is caught before any
+// plaintext is returned; ReadAt then reads and authenticates only the
+// chunks a read touches.
+//
+// ReadAt is safe for concurrent use, as io.ReaderAt requires, and reads
+// src concurrently. With more than one worker, a single ReadAt that spans
+// several chunks opens them on up to that many goroutines, which it
+// starts and waits for before returning. Wrap a ReaderAt in
+// io.NewSectionReader(r, 0, r.Size()) to get an io.ReadSeeker.
+type ReaderAt struct {
+	src    io.ReaderAt
+	hdr    *Header
+	ks     *keySchedule
+	conc   int
+	chunk  int64
+	ctSize int64 // chunk + TagSize
+	n      uint64
+	size   int64 // plaintext size
+	lastPT []byte
+
+	cacheMu  sync.Mutex
+	cacheIdx uint64
+	cacheBuf *[]byte // plaintext of chunk cacheIdx, or nil
+	cacheLen int
+
+	closed atomic.Bool
+}
+
+var _ io.ReaderAt = (*ReaderAt)(nil)
+
+// NewReaderAt returns a ReaderAt for the stream of size bytes (header
+// included) in src, whose header is hdr, decrypting with key, the
+// stream's 32-byte data key. It verifies the header MAC and authenticates
+// the final chunk before returning: a wrong key or modified header gives
+// ErrAuth; a stream cut at a chunk boundary ErrTruncated; one cut inside
+// its last chunk or modified there an error matching both; bytes after
+// the final chunk ErrTrailingData. A compressed stream gives
+// ErrNotSeekable.
+//
+// The key must stay open until Close returns unless WithKeyOwnership is
+// given, in which case the ReaderAt closes it on Close (and when
+// NewReaderAt fails). The ReaderAt reads the key again when a read
+// reaches a chunk of a new epoch (every 2^24 chunks). It does not close
+// src.
+//
+// Options: WithConcurrency, WithKeyOwnership; the others are ignored.
+func NewReaderAt(src io.ReaderAt, size int64, hdr *Header, key securebuf.Secret, opts ...Option) (*ReaderAt, error) {
+	o, err := buildOptions(opts)
+	if err != nil {
+		closeOwned(opts, key)
+		return nil, err
+	}
+	r, err := newReaderAt(src, size, hdr, key, o)
+	if err != nil {
+		if o.ownKey && key != nil {
+			key.Close()
+		}
+		return nil, err
+	}
+	return r, nil
+}
+
+func newReaderAt(src io.ReaderAt, size int64, hdr *Header, key securebuf.Secret, o *options) (*ReaderAt, error) {
+	if src == nil || hdr == nil {
+		return nil, errors.New("stream: nil source or header")
+	}
+	if hdr.flags&FlagCompressed != 0 {
+		return nil, ErrNotSeekable
+	}
+	ks, err := newKeySchedule(key, o.ownKey, hdr.salt())
+	if err != nil {
+		return nil, err
+	}
+	r := &ReaderAt{src: src, hdr: hdr, ks: ks, conc: o.concurrency,
+		chunk: int64(hdr.ChunkSize()), ctSize: int64(hdr.ChunkSize()) + TagSize}
+	if err := r.init(size); err != nil {
+		ks.close()
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *ReaderAt) init(size int64) error {
+	if err := r.ks.verifyHeader(r.hdr); err != nil {
+		return err
+	}
+	payload := size - r.hdr.Len()
+	if payload <= 0 {
+		if size < r.hdr.Len() {
+			return fmt.Errorf("stream: size %d is smaller than the header (%d bytes)", size, r.hdr.Len())
+		}
+		return ErrTruncated
+	}
+	n := uint64((payload + r.ctSize - 1) / r.ctSize)
+	if n > MaxChunks {
+		return ErrTooLarge
+	}
+	r.n = n
+	lastCt := payload - int64(n-1)*r.ctSize
+	ct := make([]byte, lastCt)
+	if err := r.readCt(ct, n-1); err != nil {
+		return err
+	}
+	pt, err := r.open(n-1, true, lastCt == r.ctSize, nil, ct)
+	if err != nil {
+		// A failed final chunk may be garbage after a real final chunk.
+		if n >= 2 && (err != ErrTruncated || lastCt < TagSize) {
+			prev := make([]byte, r.ctSize)
+			if rerr := r.readCt(prev, n-2); rerr == nil {
+				if _, perr := r.open(n-2, true, true, nil, prev); perr == nil {
+					return ErrTrailingData
+				}
+			}
+		}
+		return err
+	}
+	if len(pt) == 0 && n > 1 {
+		return fmt.Errorf("%w: empty final chunk %d", ErrInvalidChunk, n-1)
+	}
+	r.lastPT = pt
+	r.size = int64(n-1)*r.chunk + int64(len(pt))
+	return nil
+}
+
+// readCt reads the ciphertext of chunk i into ct.
+func (r *ReaderAt) readCt(ct []byte, i uint64) error {
+	off := r.hdr.Len() + int64(i)*r.ctSize
+	n, err := r.src.ReadAt(ct, off)
+	if n == len(ct) {
+		return nil
+	}
+	if err == nil || err == io.EOF {
+		err = ErrTruncated
+	}
+	return err
+}
+
+func (r *ReaderAt) open(i uint64, last, full bool, dst, ct []byte) ([]byte, error) {
+	aead, err := r.ks.aeadFor(i)
+	if err != nil {
+		return nil, err
+	}
+	return openChunk(aead, i, last, full, r.hdr.mac(), dst, ct)
+}
+
+// Size returns the plaintext size of the stream.
+func (r *ReaderAt) Size() int64 { return r.size }
+
+// Header returns the header the ReaderAt was created with.
+func (r *ReaderAt) Header() *Header { return r.hdr }
+
+// ReadAt reads len(p) bytes of plaintext starting at off. It returns
+// io.EOF when fewer bytes remain. A chunk that fails to authenticate ends
+// the read: n counts the bytes before it and p[n:] is zeroed.
+func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if r.closed.Load() {
+		return 0, ErrClosed
+	}
+	if off < 0 {
+		return 0, fmt.Errorf("stream: negative offset %d", off)
+	}
+	if off >= r.size {
+		if len(p) == 0 && off == r.size {
+			return 0, nil
+		}
+		return 0, io.EOF
+	}
+	var eof error
+	if rem := r.size - off; int64(len(p)) > rem {
+		p = p[:rem]
+		eof = io.EOF
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	first := uint64(off / r.chunk)
+	lastIdx := uint64((off + int64(len(p)) - 1) / r.chunk)
+	spans := lastIdx - first + 1
+
+	workers := min(uint64(r.conc), spans)
+	if workers <= 1 {
+		n, err := r.readChunks(p, off, first, lastIdx)
+		if err != nil {
+			clear(p[n:])
+			return n, err
+		}
+		return n, eof
+	}
+
+	// Split the chunks into contiguous groups, one goroutine each.
+	type result struct {
+		n   int
+		err error
+	}
+	res := make([]result, workers)
+	var wg sync.WaitGroup
+	per := spans / workers
+	extra := spans % workers
+	start := first
+	for g := range workers {
+		cnt := per
+		if g < extra {
+			cnt++
+		}
+		lo, hi := start, start+cnt-1
+		start += cnt
+		pLo := max(int64(lo)*r.chunk-off, 0)
+		pHi := min(int64(hi+1)*r.chunk-off, int64(len(p)))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() {
+				if v := recover(); v != nil {
+					res[g].err = fmt.Errorf("stream: internal error: panic in ReadAt: %v", v)
+				}
+			}()
+			res[g].n, res[g].err = r.readChunks(p[pLo:pHi], off+pLo, lo, hi)
+		}()
+	}
+	wg.Wait()
+	total := 0
+	for _, rs := range res {
+		total += rs.n
+		if rs.err != nil {
+			clear(p[total:])
+			return total, rs.err
+		}
+	}
+	return total, eof
+}
+
+// readChunks fills p, the plaintext at off, from chunks first..last.
+func (r *ReaderAt) readChunks(p []byte, off int64, first, last uint64) (int, error) {
+	n := 0
+	var ct *[]byte
+	defer func() { putBuf(ct) }()
+	for i := first; i <= last; i++ {
+		cStart := int64(i) * r.chunk
+		within := off + int64(n) - cStart // offset inside chunk i
+		if i == r.n-1 {
+			n += copy(p[n:], r.lastPT[within:])
+			continue
+		}
+		if r.fromCache(i, p[n:], within, &n) {
+			continue
+		}
+		if ct == nil {
+			ct = getBuf(int(r.chunk) + 64)
+		}
+		c := (*ct)[:r.ctSize]
+		if err := r.readCt(c, i); err != nil {
+			return n, err
+		}
+		if within == 0 && len(p)-n >= int(r.chunk) {
+			// The whole chunk is wanted: decrypt straight into p.
+			if _, err := r.open(i, false, true, p[n:n], c); err != nil {
+				return n, err
+			}
+			n += int(r.chunk)
+			continue
+		}
+		pt := getBuf(int(r.chunk) + 64)
+		plain, err := r.open(i, false, true, (*pt)[:0], c)
+		if err != nil {
+			putBuf(pt)
+			return n, err
+		}
+		n += copy(p[n:], plain[within:])
+		r.toCache(i, pt, len(plain))
+	}
+	return n, nil
+}
+
+// fromCache copies chunk i's cached plaintext from within into p.
+func (r *ReaderAt) fromCache(i uint64, p []byte, within int64, n *int) bool {
+	r.cacheMu.Lock()
+	defer r.cacheMu.Unlock()
+	if r.cacheBuf == nil || r.cacheIdx != i {
+		return false
+	}
+	*n += copy(p, (*r.cacheBuf)[within:r.cacheLen])
+	return true
+}
+
+// toCache keeps the plaintext of the last partially read chunk, so that
+// small sequential reads (an io.SectionReader) decrypt each chunk once.
+func (r *ReaderAt) toCache(i uint64, pt *[]byte, n int) {
+	r.cacheMu.Lock()
+	old := r.cacheBuf
+	r.cacheIdx, r.cacheBuf, r.cacheLen = i, pt, n
+	r.cacheMu.Unlock()
+	putBuf(old)
+}
+
+// Close drops the keys and the cache (and, with WithKeyOwnership, closes
+// the data key). It does not close src. ReadAt calls that run concurrently
+// with Close may fail with ErrClosed; later ones do. Close is idempotent.
+func (r *ReaderAt) Close() error {
+	if r.closed.Swap(true) {
+		return nil
+	}
+	r.cacheMu.Lock()
+	putBuf(r.cacheBuf)
+	r.cacheBuf = nil
+	r.cacheMu.Unlock()
+	return r.ks.close()
+}
+
+// CiphertextRange maps the plaintext byte range [off, off+n) of a stream
+// with header hdr to the ciphertext byte range [cOff, cOff+cLen) that holds
+// the chunks it touches: one HTTP or S3 Range request. The range may run
+// past the end of the stream when it touches the final chunk; clip it to
+// the object size. To decrypt, NewReaderAt also needs the header
+// ([0, hdr.Len())) and the final chunk. n = 0 gives cLen = 0. Compressed
+// streams give ErrNotSeekable.
+func CiphertextRange(hdr *Header, off, n int64) (cOff, cLen int64, err error) {
+	if hdr.flags&FlagCompressed != 0 {
+		return 0, 0, ErrNotSeekable
+	}
+	if off < 0 || n < 0 || off > (1<<62)-n {
+		return 0, 0, fmt.Errorf("stream: invalid plaintext range off=%d n=%d", off, n)
+	}
+	chunk := int64(hdr.ChunkSize())
+	ct := chunk + TagSize
+	first := off / chunk
+	cOff = hdr.Len() + first*ct
+	if n == 0 {
+		return cOff, 0, nil
+	}
+	last := (off + n - 1) / chunk
+	return cOff, (last - first + 1) * ct, nil
+}
