@@ -1,0 +1,424 @@
+package envelope
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/enc-pipe/enc-pipe/envelope/internal/keycache"
+	"github.com/enc-pipe/enc-pipe/securebuf"
+)
+
+// maxCreateAttempts bounds how often a key creation is retried when it
+// loses the store race to a key that turns out to be unusable.
+const maxCreateAttempts = 3
+
+// usable reports whether a stored key may be used for new writes.
+func (f *SessionFactory) usable(revoked bool, created int64, now time.Time) bool {
+	return !revoked && !now.After(time.Unix(created, 0).Add(f.policy.ExpireKeyAfter))
+}
+
+// newCreated returns the created time of a new system or intermediate key:
+// now truncated to CreateDatePrecision, so that concurrent creators collide
+// on one row. When the newest stored key (latestKnown) is unusable and was
+// created in the same window, it returns latestKnown+1 instead, the same
+// answer for every concurrent creator, so they still collide.
+func (f *SessionFactory) newCreated(now time.Time, latestKnown int64) int64 {
+	c := truncateCreated(now, f.policy.CreateDatePrecision)
+	if c <= latestKnown {
+		c = latestKnown + 1
+	}
+	return c
+}
+
+// ---- system keys ----
+
+// skLoader loads and creates system keys for the system key cache.
+type skLoader struct{ f *SessionFactory }
+
+var _ keycache.Loader = skLoader{}
+
+func (l skLoader) LoadLatest(ctx context.Context, id string, cur *keycache.Entry) (*keycache.Entry, error) {
+	f := l.f
+	rec, err := f.store.LoadLatest(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return f.createSystemKey(ctx, id, 0)
+	}
+	if err != nil {
+		return nil, keyErr("load latest", SystemKey, id, 0, err)
+	}
+	now := f.now()
+	if cur != nil && rec.Created == cur.Created() {
+		cur.SetRevoked(rec.Revoked)
+		cur.MarkChecked(now)
+		if f.usable(rec.Revoked, rec.Created, now) {
+			return cur, nil
+		}
+	}
+	if !f.usable(rec.Revoked, rec.Created, now) {
+		f.log.Debug("envelope: latest system key is revoked or expired; creating a new one",
+			"id", id, "created", rec.Created, "revoked", rec.Revoked)
+		return f.createSystemKey(ctx, id, rec.Created)
+	}
+	return f.openSystemKey(ctx, id, rec, now)
+}
+
+func (l skLoader) Load(ctx context.Context, k keycache.Key) (*keycache.Entry, error) {
+	f := l.f
+	rec, err := f.store.Load(ctx, k.ID, k.Created)
+	if err != nil {
+		return nil, keyErr("load", SystemKey, k.ID, k.Created, err)
+	}
+	return f.openSystemKey(ctx, k.ID, rec, f.now())
+}
+
+func (l skLoader) Refresh(ctx context.Context, e *keycache.Entry) error {
+	return l.f.refresh(ctx, SystemKey, e)
+}
+
+// refresh re-reads the row of a cached key for its Revoked flag.
+func (f *SessionFactory) refresh(ctx context.Context, kind KeyKind, e *keycache.Entry) error {
+	rec, err := f.store.Load(ctx, e.ID(), e.Created())
+	if err != nil {
+		return keyErr("re-check", kind, e.ID(), e.Created(), err)
+	}
+	e.SetRevoked(rec.Revoked)
+	e.MarkChecked(f.now())
+	f.log.Debug("envelope: re-checked cached key", "kind", string(kind), "id", e.ID(), "created", e.Created(), "revoked", rec.Revoked)
+	return nil
+}
+
+// openSystemKey unwraps a stored system key with the KMS.
+func (f *SessionFactory) openSystemKey(ctx context.Context, id string, rec *EnvelopeKeyRecord, checked time.Time) (*keycache.Entry, error) {
+	raw, err := f.kms.DecryptKey(ctx, rec.EncryptedKey)
+	if err != nil {
+		return nil, keyErr("decrypt (KMS)", SystemKey, id, rec.Created, err)
+	}
+	if len(raw) != AES256KeySize {
+		clear(raw)
+		return nil, keyErr("decrypt (KMS)", SystemKey, id, rec.Created, fmt.Errorf("%w: KMS returned %d bytes", ErrInvalidKey, len(raw)))
+	}
+	s, err := f.secrets.New(raw) // wipes raw
+	if err != nil {
+		clear(raw)
+		return nil, keyErr("protect", SystemKey, id, rec.Created, err)
+	}
+	f.count(MetricSystemKeyLoad)
+	return keycache.NewEntry(id, rec.Created, s, rec.Revoked, checked), nil
+}
+
+// createSystemKey makes a new system key, has the KMS wrap it and stores
+// it. When another writer stored a key under the same (id, created) first,
+// the newest stored key is used instead.
+func (f *SessionFactory) createSystemKey(ctx context.Context, id string, latestKnown int64) (*keycache.Entry, error) {
+	for range maxCreateAttempts {
+		now := f.now()
+		created := f.newCreated(now, latestKnown)
+		sk, err := f.secrets.CreateRandom(AES256KeySize)
+		if err != nil {
+			return nil, keyErr("create", SystemKey, id, created, err)
+		}
+		var wrapped []byte
+		err = sk.WithBytes(func(b []byte) error {
+			var err error
+			wrapped, err = f.kms.EncryptKey(ctx, b)
+			return err
+		})
+		if err != nil {
+			sk.Close()
+			return nil, keyErr("encrypt (KMS)", SystemKey, id, created, err)
+		}
+		rec := &EnvelopeKeyRecord{ID: id, Created: created, EncryptedKey: wrapped}
+		err = f.store.Store(ctx, id, created, rec)
+		if err == nil {
+			f.count(MetricSystemKeyNew)
+			f.log.Debug("envelope: created system key", "id", id, "created", created)
+			return keycache.NewEntry(id, created, sk, false, now), nil
+		}
+		sk.Close()
+		if !errors.Is(err, ErrKeyExists) {
+			return nil, keyErr("store", SystemKey, id, created, err)
+		}
+		// Another writer created the key between our load and our store.
+		f.count(MetricStoreLostRace)
+		f.log.Debug("envelope: lost the race to create a system key; using the stored one", "id", id, "created", created)
+		rec, err = f.store.LoadLatest(ctx, id)
+		if err != nil {
+			return nil, keyErr("load latest (after a lost store race)", SystemKey, id, 0, err)
+		}
+		if now := f.now(); f.usable(rec.Revoked, rec.Created, now) {
+			return f.openSystemKey(ctx, id, rec, now)
+		}
+		latestKnown = max(latestKnown, rec.Created)
+	}
+	return nil, keyErr("create", SystemKey, id, 0, errors.New("every stored key was unusable after repeated store races"))
+}
+
+// ---- intermediate keys ----
+
+// ikLoader loads and creates intermediate keys for the intermediate key
+// caches. The key id alone says which partition a key belongs to.
+type ikLoader struct{ f *SessionFactory }
+
+var _ keycache.Loader = ikLoader{}
+
+// errUnusableParent reports that a stored intermediate key's system key is
+// revoked or expired, so the intermediate key must not be used for writes.
+var errUnusableParent = errors.New("its system key is revoked or expired")
+
+func (l ikLoader) LoadLatest(ctx context.Context, id string, cur *keycache.Entry) (*keycache.Entry, error) {
+	f := l.f
+	rec, err := f.store.LoadLatest(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return f.createIntermediateKey(ctx, id, 0)
+	}
+	if err != nil {
+		return nil, keyErr("load latest", IntermediateKey, id, 0, err)
+	}
+	now := f.now()
+	if cur != nil && rec.Created == cur.Created() {
+		cur.SetRevoked(rec.Revoked)
+		cur.MarkChecked(now)
+		if f.usable(rec.Revoked, rec.Created, now) {
+			return cur, nil
+		}
+	}
+	if !f.usable(rec.Revoked, rec.Created, now) {
+		f.log.Debug("envelope: latest intermediate key is revoked or expired; creating a new one",
+			"id", id, "created", rec.Created, "revoked", rec.Revoked)
+		return f.createIntermediateKey(ctx, id, rec.Created)
+	}
+	e, err := f.openIntermediateKey(ctx, id, rec, now, true)
+	if err != nil && (errors.Is(err, errUnusableParent) || errors.Is(err, ErrKeyNotFound) ||
+		errors.Is(err, ErrDecrypt) || errors.Is(err, ErrInvalidRecord)) {
+		// As Asherah does: a latest key that cannot serve writes is
+		// replaced rather than failing every write.
+		f.log.Warn("envelope: latest intermediate key cannot be used for writes; creating a new one",
+			"id", id, "created", rec.Created, "reason", err.Error())
+		return f.createIntermediateKey(ctx, id, rec.Created)
+	}
+	return e, err
+}
+
+func (l ikLoader) Load(ctx context.Context, k keycache.Key) (*keycache.Entry, error) {
+	f := l.f
+	rec, err := f.store.Load(ctx, k.ID, k.Created)
+	if err != nil {
+		return nil, keyErr("load", IntermediateKey, k.ID, k.Created, err)
+	}
+	return f.openIntermediateKey(ctx, k.ID, rec, f.now(), false)
+}
+
+func (l ikLoader) Refresh(ctx context.Context, e *keycache.Entry) error {
+	return l.f.refresh(ctx, IntermediateKey, e)
+}
+
+// openIntermediateKey unwraps a stored intermediate key with the system key
+// its ParentKeyMeta names. forWrite additionally requires that system key
+// to be usable.
+func (f *SessionFactory) openIntermediateKey(ctx context.Context, id string, rec *EnvelopeKeyRecord, checked time.Time, forWrite bool) (*keycache.Entry, error) {
+	if rec.ParentKeyMeta == nil {
+		return nil, keyErr("load", IntermediateKey, id, rec.Created, fmt.Errorf("%w: stored key has no ParentKeyMeta", ErrInvalidRecord))
+	}
+	sk, err := f.skCache.GetOrLoad(ctx, keycache.Key{ID: rec.ParentKeyMeta.ID, Created: rec.ParentKeyMeta.Created})
+	if err != nil {
+		return nil, cacheErr(err)
+	}
+	defer sk.Release()
+	if forWrite && !f.usable(sk.Revoked(), sk.Created(), checked) {
+		return nil, keyErr("load", IntermediateKey, id, rec.Created, errUnusableParent)
+	}
+	s, err := f.unwrapKey(ctx, rec.EncryptedKey, sk.Secret())
+	if err != nil {
+		return nil, keyErr("unwrap", IntermediateKey, id, rec.Created, err)
+	}
+	f.count(MetricIntermediateLd)
+	return keycache.NewEntry(id, rec.Created, s, rec.Revoked, checked), nil
+}
+
+// createIntermediateKey makes a new intermediate key under the latest
+// system key and stores it; a lost store race is resolved like
+// createSystemKey's.
+func (f *SessionFactory) createIntermediateKey(ctx context.Context, id string, latestKnown int64) (*keycache.Entry, error) {
+	sk, err := f.skCache.GetOrLoadLatest(ctx, f.skID)
+	if err != nil {
+		return nil, cacheErr(err)
+	}
+	defer sk.Release()
+	for range maxCreateAttempts {
+		now := f.now()
+		created := f.newCreated(now, latestKnown)
+		ik, err := f.secrets.CreateRandom(AES256KeySize)
+		if err != nil {
+			return nil, keyErr("create", IntermediateKey, id, created, err)
+		}
+		wrapped, err := f.wrapSecret(ik, sk.Secret())
+		if err != nil {
+			ik.Close()
+			return nil, keyErr("wrap", IntermediateKey, id, created, err)
+		}
+		rec := &EnvelopeKeyRecord{
+			ID:            id,
+			Created:       created,
+			EncryptedKey:  wrapped,
+			ParentKeyMeta: &KeyMeta{ID: sk.ID(), Created: sk.Created()},
+		}
+		err = f.store.Store(ctx, id, created, rec)
+		if err == nil {
+			f.count(MetricIntermediateNew)
+			f.log.Debug("envelope: created intermediate key", "id", id, "created", created,
+				"system_key", sk.ID(), "system_key_created", sk.Created())
+			return keycache.NewEntry(id, created, ik, false, now), nil
+		}
+		ik.Close()
+		if !errors.Is(err, ErrKeyExists) {
+			return nil, keyErr("store", IntermediateKey, id, created, err)
+		}
+		f.count(MetricStoreLostRace)
+		f.log.Debug("envelope: lost the race to create an intermediate key; using the stored one", "id", id, "created", created)
+		rec, err = f.store.LoadLatest(ctx, id)
+		if err != nil {
+			return nil, keyErr("load latest (after a lost store race)", IntermediateKey, id, 0, err)
+		}
+		if now := f.now(); f.usable(rec.Revoked, rec.Created, now) {
+			return f.openIntermediateKey(ctx, id, rec, now, false)
+		}
+		latestKnown = max(latestKnown, rec.Created)
+	}
+	return nil, keyErr("create", IntermediateKey, id, 0, errors.New("every stored key was unusable after repeated store races"))
+}
+
+// ---- key wrapping ----
+
+// wrapSecret encrypts the bytes of key under parent. Both are unprotected
+// only for the duration of the call.
+func (f *SessionFactory) wrapSecret(key, parent securebuf.Secret) ([]byte, error) {
+	var out []byte
+	err := key.WithBytes(func(kb []byte) error {
+		var err error
+		out, err = f.wrapBytes(kb, parent)
+		return err
+	})
+	return out, err
+}
+
+// wrapBytes encrypts kb under parent (one WithBytes on parent).
+func (f *SessionFactory) wrapBytes(kb []byte, parent securebuf.Secret) ([]byte, error) {
+	var out []byte
+	err := parent.WithBytes(func(pb []byte) error {
+		var err error
+		out, err = f.crypto.Encrypt(kb, pb)
+		return err
+	})
+	return out, err
+}
+
+// unwrapInto decrypts blob under parent and writes the key bytes into
+// dst[:0], which must have room for them (a scratch slot): with the
+// built-in AEAD the key never touches the Go heap. It returns the filled
+// part of dst.
+func (f *SessionFactory) unwrapInto(dst, blob []byte, parent securebuf.Secret) ([]byte, error) {
+	if len(blob) < Overhead || len(blob)-Overhead > cap(dst) {
+		return nil, fmt.Errorf("%w: wrapped key of %d bytes", ErrDecrypt, len(blob))
+	}
+	var out []byte
+	err := parent.WithBytes(func(pb []byte) error {
+		var err error
+		if f.native {
+			out, err = openAppend(dst[:0], blob, pb)
+			return err
+		}
+		pt, err := f.crypto.Decrypt(blob, pb)
+		if err != nil {
+			return asDecryptErr(err)
+		}
+		defer clear(pt)
+		if len(pt) > cap(dst) {
+			return fmt.Errorf("%w: key of %d bytes", ErrDecrypt, len(pt))
+		}
+		out = append(dst[:0], pt...)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// unwrapKey decrypts blob under parent into a new secret.
+func (f *SessionFactory) unwrapKey(ctx context.Context, blob []byte, parent securebuf.Secret) (securebuf.Secret, error) {
+	sc, err := f.scratch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer sc.Release()
+	key, err := f.unwrapInto(sc.Bytes(), blob, parent)
+	if err != nil {
+		return nil, err
+	}
+	if len(key) != AES256KeySize {
+		return nil, fmt.Errorf("%w: unwrapped key has %d bytes", ErrInvalidKey, len(key))
+	}
+	return f.secrets.New(key) // copies, then wipes the scratch bytes
+}
+
+// seal encrypts data under a raw key (a data row key in scratch memory).
+func (f *SessionFactory) seal(data, key []byte) ([]byte, error) {
+	if f.native {
+		return sealAppend(nil, data, key)
+	}
+	return f.crypto.Encrypt(data, key)
+}
+
+// open decrypts blob under a raw key.
+func (f *SessionFactory) open(blob, key []byte) ([]byte, error) {
+	if f.native {
+		return openAppend(nil, blob, key)
+	}
+	pt, err := f.crypto.Decrypt(blob, key)
+	if err != nil {
+		return nil, asDecryptErr(err)
+	}
+	return pt, nil
+}
+
+// asDecryptErr makes a custom AEAD's failure match ErrDecrypt.
+func asDecryptErr(err error) error {
+	if errors.Is(err, ErrDecrypt) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrDecrypt, err)
+}
+
+// scratch returns a locked scratch slot of AES256KeySize bytes. When every
+// slot is taken it waits for one (slots are held for microseconds) rather
+// than put a key on the Go heap.
+func (f *SessionFactory) scratch(ctx context.Context) (*securebuf.Scratch, error) {
+	wait := time.Microsecond
+	for i := 0; ; i++ {
+		sc, err := f.secrets.Scratch(AES256KeySize)
+		if err == nil {
+			return sc, nil
+		}
+		if !errors.Is(err, securebuf.ErrScratchFull) {
+			if errors.Is(err, securebuf.ErrClosed) {
+				return nil, ErrClosed
+			}
+			return nil, fmt.Errorf("envelope: failed to get scratch memory for a key: %w", err)
+		}
+		if i < 16 {
+			runtime.Gosched()
+			continue
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, time.Millisecond)
+	}
+}
