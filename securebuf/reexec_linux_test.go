@@ -146,6 +146,9 @@ var heapCopy []byte
 // T9: a core dump taken with gcore holds the plain heap copy and the
 // no-access control page, and never the secret, at rest or while read.
 func TestT9GcoreExcludesSecrets(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's shadow memory makes the dump huge; the non-race run covers this")
+	}
 	gcore := testenv.Tool(t, "gcore")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -366,10 +369,10 @@ func lockLimitChild() error {
 		return err
 	}
 	paths := map[string]func() error{
-		"New":          func() error { _, err := g.New([]byte("0123456789abcdef")); return err },
-		"CreateRandom": func() error { _, err := g.CreateRandom(32); return err },
-		"Scratch":      func() error { _, err := g.Scratch(32); return err },
-		"WithScratch":  func() error { return g.WithScratch(32, func([]byte) error { return nil }) },
+		"New":           func() error { _, err := g.New([]byte("0123456789abcdef")); return err },
+		"CreateRandom":  func() error { _, err := g.CreateRandom(32); return err },
+		"Scratch":       func() error { _, err := g.Scratch(32); return err },
+		"WithScratch":   func() error { return g.WithScratch(32, func([]byte) error { return nil }) },
 		"Scratch again": func() error { _, err := g.Scratch(32); return err },
 	}
 	for name, fn := range paths {
@@ -628,4 +631,3 @@ func TestNoImportSideEffectsAndDisableCoreDumps(t *testing.T) {
 		t.Fatalf("child: %v\n%s", err, out.Bytes())
 	}
 }
-

@@ -64,7 +64,8 @@ type slot struct {
 }
 
 // arena hands out scratch slots from a free list. It grows by one mapped
-// chunk at a time (1, 2, 4, ... pages) up to options.scratchPages pages.
+// chunk at a time, doubling its size (chunks of 1, 1, 2, 4... pages), up to
+// options.scratchPages pages.
 //
 // Locking rule: a.mu guards the lists and counters only. No system call,
 // Metrics or Logger call happens under it: growing reserves the pages under

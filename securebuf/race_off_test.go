@@ -1,0 +1,5 @@
+//go:build !race
+
+package securebuf
+
+const raceEnabled = false
