@@ -23,6 +23,8 @@ type job struct {
 	out  []byte  // writer: bytes to write; reader: authenticated plaintext
 	err  error
 	done chan struct{}
+
+	nonce [12]byte // scratch, so that no nonce escapes to the heap
 }
 
 // chunker seals and opens single chunks. It is safe for concurrent use.
@@ -86,8 +88,14 @@ func (c *chunker) bufSize() int { return c.chunk + 64 }
 // streams: the largest compressor output plus the framing.
 func (c *chunker) outSize() int { return s2.MaxEncodedLen(c.chunk) + 64 }
 
-// run processes j with fn, turning a panic into j.err, and closes j.done.
-func (c *chunker) run(j *job, fn func(*job)) {
+// Operations for run.
+const (
+	opSeal = iota
+	opOpen
+)
+
+// run seals or opens j, turning a panic into j.err, and closes j.done.
+func (c *chunker) run(j *job, op int) {
 	defer func() {
 		if r := recover(); r != nil {
 			j.err = fmt.Errorf("stream: internal error: panic while processing chunk %d: %v", j.idx, r)
@@ -100,14 +108,18 @@ func (c *chunker) run(j *job, fn func(*job)) {
 	if c.testHook != nil {
 		c.testHook(j)
 	}
-	fn(j)
+	if op == opSeal {
+		c.seal(j)
+	} else {
+		c.open(j)
+	}
 }
 
 // seal encrypts j.in (in *j.a) as chunk j.idx and sets j.out to the bytes
 // to write. Uncompressed chunks are sealed in place.
 func (c *chunker) seal(j *job) {
-	var n [12]byte
-	nonce(&n, j.idx, j.last)
+	n := &j.nonce
+	nonce(n, j.idx, j.last)
 	if !c.framed {
 		// In place when j.in is (*j.a)[:len(j.in)], as it is except on
 		// the Writer's direct path, which seals from the caller's slice.
@@ -140,7 +152,7 @@ func (c *chunker) seal(j *job) {
 // open authenticates and decrypts j.in (in *j.a) as chunk j.idx into *j.b
 // and sets j.out, or sets j.err. No byte of a chunk that fails is exposed.
 func (c *chunker) open(j *job) {
-	pt, err := openChunk(j.aead, j.idx, j.last, j.full, c.aad, (*j.b)[:0], j.in)
+	pt, err := openChunk(j.aead, &j.nonce, j.idx, j.last, j.full, c.aad, (*j.b)[:0], j.in)
 	if err != nil {
 		j.err = err
 		return
@@ -209,17 +221,16 @@ func (c *chunker) unpack(pt, dst []byte) ([]byte, error) {
 // a full chunk at the end that opens as non-final means the stream was
 // cut at that chunk boundary (ErrTruncated). Nothing is returned from a
 // failed chunk.
-func openChunk(aead cipher.AEAD, idx uint64, last, full bool, aad, dst, ct []byte) ([]byte, error) {
+func openChunk(aead cipher.AEAD, n *[12]byte, idx uint64, last, full bool, aad, dst, ct []byte) ([]byte, error) {
 	if len(ct) < TagSize {
 		return nil, ErrTruncated
 	}
-	var n [12]byte
-	nonce(&n, idx, last)
+	nonce(n, idx, last)
 	pt, err := aead.Open(dst, n[:], ct, aad)
 	if err == nil {
 		return pt, nil
 	}
-	nonce(&n, idx, !last)
+	nonce(n, idx, !last)
 	pt, err = aead.Open(dst, n[:], ct, aad)
 	if err == nil {
 		clear(pt)
@@ -267,14 +278,14 @@ type workers struct {
 	wg   sync.WaitGroup
 }
 
-func startWorkers(n int, c *chunker, fn func(*job)) *workers {
+func startWorkers(n int, c *chunker, op int) *workers {
 	w := &workers{jobs: make(chan *job, n)}
 	w.wg.Add(n)
 	for range n {
 		go func() {
 			defer w.wg.Done()
 			for j := range w.jobs {
-				c.run(j, fn)
+				c.run(j, op)
 			}
 		}()
 	}

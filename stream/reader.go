@@ -200,7 +200,7 @@ func (r *Reader) advanceSync() error {
 	if err := r.readJob(j, r.a, r.b); err != nil {
 		return r.fail(err)
 	}
-	r.ch.run(j, r.ch.open)
+	r.ch.run(j, opOpen)
 	if j.err != nil {
 		return r.fail(j.err)
 	}
@@ -253,13 +253,13 @@ func (r *Reader) fill() {
 			r.srcDone = true
 			if r.w == nil && len(r.inflight) == 0 {
 				// A one-chunk stream, or the rest of one: no goroutines.
-				r.ch.run(j, r.ch.open)
+				r.ch.run(j, opOpen)
 				r.inflight = append(r.inflight, j)
 				return
 			}
 		}
 		if r.w == nil {
-			r.w = startWorkers(r.conc, r.ch, r.ch.open)
+			r.w = startWorkers(r.conc, r.ch, opOpen)
 		}
 		r.inflight = append(r.inflight, j)
 		r.w.jobs <- j

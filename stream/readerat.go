@@ -122,8 +122,13 @@ func (r *ReaderAt) init(size int64) error {
 		if n >= 2 && (err != ErrTruncated || lastCt < TagSize) {
 			prev := make([]byte, r.ctSize)
 			if rerr := r.readCt(prev, n-2); rerr == nil {
-				if _, perr := r.open(n-2, true, true, nil, prev); perr == nil {
+				_, perr := r.open(n-2, true, true, nil, prev)
+				switch {
+				case perr == nil:
 					return ErrTrailingData
+				case perr != ErrTruncated && lastCt < TagSize:
+					// Neither of the last two chunks is authentic.
+					return errTruncatedOrModified
 				}
 			}
 		}
@@ -155,7 +160,8 @@ func (r *ReaderAt) open(i uint64, last, full bool, dst, ct []byte) ([]byte, erro
 	if err != nil {
 		return nil, err
 	}
-	return openChunk(aead, i, last, full, r.hdr.mac(), dst, ct)
+	var n [12]byte
+	return openChunk(aead, &n, i, last, full, r.hdr.mac(), dst, ct)
 }
 
 // Size returns the plaintext size of the stream.

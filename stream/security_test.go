@@ -178,7 +178,7 @@ func TestChunkTampering(t *testing.T) {
 	}
 }
 
-func mustHeader(t *testing.T, ct []byte) *stream.Header {
+func mustHeader(t testing.TB, ct []byte) *stream.Header {
 	t.Helper()
 	h, err := stream.ParseHeader(ct)
 	if err != nil {

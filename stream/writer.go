@@ -293,7 +293,7 @@ func (w *Writer) flush(last bool) error {
 			}
 			j.b = w.obuf
 		}
-		w.ch.run(j, w.ch.seal)
+		w.ch.run(j, opSeal)
 		if j.err != nil {
 			return w.fail(j.err)
 		}
@@ -314,7 +314,7 @@ func (w *Writer) flush(last bool) error {
 	if w.pipe == nil {
 		if last {
 			// A one-chunk stream: no reason to start goroutines.
-			w.ch.run(j, w.ch.seal)
+			w.ch.run(j, opSeal)
 			err := j.err
 			if err == nil {
 				err = writeAll(w.dst, j.out)
@@ -349,7 +349,7 @@ func (w *Writer) sealDirect(p []byte) error {
 	j := &w.sj
 	*j = job{idx: w.idx, last: notLast, aead: aead, a: w.buf, in: p}
 	w.idx++
-	w.ch.run(j, w.ch.seal)
+	w.ch.run(j, opSeal)
 	if j.err != nil {
 		return w.fail(j.err)
 	}
@@ -412,7 +412,7 @@ type writePipe struct {
 func startWritePipe(dst io.Writer, ch *chunker, n int) *writePipe {
 	p := &writePipe{
 		dst:     dst,
-		w:       startWorkers(n, ch, ch.seal),
+		w:       startWorkers(n, ch, opSeal),
 		results: make(chan *job, n),
 		flushed: make(chan struct{}),
 	}

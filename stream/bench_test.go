@@ -1,0 +1,179 @@
+package stream_test
+
+import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"fmt"
+	"io"
+	"runtime"
+	"testing"
+
+	"github.com/enc-pipe/enc-pipe/stream"
+)
+
+// BenchmarkGCM is the baseline: the standard library's AES-256-GCM Seal
+// of one chunk in place, with a 12-byte nonce and 32 bytes of AAD, one
+// goroutine. Compare BenchmarkSealChunk with it in the same run.
+func BenchmarkGCM(b *testing.B) {
+	for _, size := range []int{64 << 10, 1 << 20} {
+		b.Run(fmt.Sprintf("chunk=%dK", size>>10), func(b *testing.B) {
+			block, _ := aes.NewCipher(make([]byte, 32))
+			aead, _ := cipher.NewGCM(block)
+			buf := make([]byte, size+16)
+			nonce := make([]byte, 12)
+			aad := make([]byte, 32)
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			for b.Loop() {
+				nonce[10]++
+				aead.Seal(buf[:0], nonce, buf[:size], aad)
+			}
+		})
+	}
+}
+
+// BenchmarkGCMParallel is the N-goroutine baseline (GOMAXPROCS goroutines).
+func BenchmarkGCMParallel(b *testing.B) {
+	block, _ := aes.NewCipher(make([]byte, 32))
+	aead, _ := cipher.NewGCM(block)
+	const size = 64 << 10
+	b.SetBytes(size)
+	b.RunParallel(func(pb *testing.PB) {
+		buf := make([]byte, size+16)
+		nonce := make([]byte, 12)
+		aad := make([]byte, 32)
+		for pb.Next() {
+			nonce[10]++
+			aead.Seal(buf[:0], nonce, buf[:size], aad)
+		}
+	})
+}
+
+// BenchmarkSealChunk measures the format's overhead on top of GCM: a
+// 1-worker Writer encrypting in memory to io.Discard, 64 chunks per
+// Write (each sealed straight from the caller's slice).
+func BenchmarkSealChunk(b *testing.B) {
+	for _, size := range []int{64 << 10, 1 << 20} {
+		b.Run(fmt.Sprintf("chunk=%dK", size>>10), func(b *testing.B) {
+			key := testKey(b, "bench")
+			w, err := stream.NewWriter(io.Discard, key, testParams, stream.WithChunkSize(size), stream.WithConcurrency(1))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer w.Close()
+			p := make([]byte, 64*size)
+			b.SetBytes(int64(len(p)))
+			b.ReportAllocs()
+			for b.Loop() {
+				w.Write(p)
+			}
+		})
+	}
+}
+
+// BenchmarkOpenChunk: a 1-worker Reader decrypting in memory (WriteTo
+// io.Discard), per stream of 64 chunks, against BenchmarkGCMOpen.
+func BenchmarkOpenChunk(b *testing.B) {
+	const size = 64 << 10
+	key := testKey(b, "bench")
+	ct := encrypt(b, key, make([]byte, 64*size), stream.WithConcurrency(1))
+	hdr := mustHeader(b, ct)
+	b.SetBytes(64 * size)
+	b.ReportAllocs()
+	for b.Loop() {
+		src := bytes.NewReader(ct[hdr.Len():])
+		r, err := stream.NewReader(src, hdr, key, stream.WithConcurrency(1))
+		if err != nil {
+			b.Fatal(err)
+		}
+		r.WriteTo(io.Discard)
+		r.Close()
+	}
+}
+
+func BenchmarkGCMOpen(b *testing.B) {
+	const size = 64 << 10
+	block, _ := aes.NewCipher(make([]byte, 32))
+	aead, _ := cipher.NewGCM(block)
+	nonce := make([]byte, 12)
+	aad := make([]byte, 32)
+	ct := aead.Seal(nil, nonce, make([]byte, size), aad)
+	dst := make([]byte, size)
+	b.SetBytes(size)
+	for b.Loop() {
+		aead.Open(dst[:0], nonce, ct, aad)
+	}
+}
+
+// BenchmarkWriter sweeps chunk size × workers over a 16 MiB in-memory
+// stream, fed through ReadFrom as io.Copy from a file would.
+func BenchmarkWriter(b *testing.B) {
+	src := make([]byte, 16<<20)
+	for _, size := range []int{64 << 10, 1 << 20} {
+		for _, conc := range []int{1, 2, runtime.GOMAXPROCS(0) * 2} {
+			b.Run(fmt.Sprintf("chunk=%dK/workers=%d", size>>10, conc), func(b *testing.B) {
+				key := testKey(b, "bench")
+				b.SetBytes(int64(len(src)))
+				b.ReportAllocs()
+				for b.Loop() {
+					w, err := stream.NewWriter(io.Discard, key, testParams, stream.WithChunkSize(size), stream.WithConcurrency(conc))
+					if err != nil {
+						b.Fatal(err)
+					}
+					w.ReadFrom(onlyReader{bytes.NewReader(src)})
+					if err := w.Close(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkReader sweeps workers over a 16 MiB in-memory stream.
+func BenchmarkReader(b *testing.B) {
+	key := testKey(b, "bench")
+	ct := encrypt(b, key, make([]byte, 16<<20))
+	hdr := mustHeader(b, ct)
+	for _, conc := range []int{1, 2, runtime.GOMAXPROCS(0) * 2} {
+		b.Run(fmt.Sprintf("workers=%d", conc), func(b *testing.B) {
+			b.SetBytes(16 << 20)
+			b.ReportAllocs()
+			for b.Loop() {
+				r, err := stream.NewReader(onlyReader{bytes.NewReader(ct[hdr.Len():])}, hdr, key, stream.WithConcurrency(conc))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := r.WriteTo(io.Discard); err != nil {
+					b.Fatal(err)
+				}
+				r.Close()
+			}
+		})
+	}
+}
+
+// BenchmarkCompression measures compressed writing of log-like text, in
+// input bytes per second, 1 worker vs all.
+func BenchmarkCompression(b *testing.B) {
+	var text bytes.Buffer
+	for i := 0; text.Len() < 16<<20; i++ {
+		fmt.Fprintf(&text, `{"ts":"2024-01-01T00:%02d:%02dZ","level":"info","user":%d,"path":"/api/v1/items/%d","status":200,"ms":%d}`+"\n", i/60%60, i%60, i%977, i%10007, i%113)
+	}
+	src := text.Bytes()
+	for _, codec := range []stream.Codec{stream.CodecS2, stream.CodecZstd} {
+		for _, conc := range []int{1, runtime.GOMAXPROCS(0)} {
+			b.Run(fmt.Sprintf("%v/workers=%d", codec, conc), func(b *testing.B) {
+				key := testKey(b, "bench")
+				b.SetBytes(int64(len(src)))
+				for b.Loop() {
+					w, _ := stream.NewWriter(io.Discard, key, testParams, stream.WithCompression(codec), stream.WithConcurrency(conc))
+					w.ReadFrom(onlyReader{bytes.NewReader(src)})
+					w.Close()
+				}
+			})
+		}
+	}
+}
+
