@@ -176,4 +176,3 @@ func BenchmarkCompression(b *testing.B) {
 		}
 	}
 }
-
