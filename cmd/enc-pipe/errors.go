@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"strings"
+	"syscall"
+
+	"github.com/enc-pipe/enc-pipe/internal/config"
+	"github.com/enc-pipe/enc-pipe/internal/location"
+)
+
+// Exit codes, documented in the root command's help and docs/CLI.md.
+const (
+	exitOK        = 0
+	exitFailure   = 1   // anything not covered below
+	exitUsage     = 2   // bad command line, flag, setting or environment variable
+	exitIntegrity = 3   // not an enc-pipe stream or record, truncated, tampered, trailing data
+	exitKey       = 4   // key or backend: missing or shredded key, partition not allowed, metastore or KMS failure
+	exitIO        = 5   // reading the input or writing the output failed
+	exitSIGINT    = 130 // 128 + SIGINT
+	exitSIGPIPE   = 141 // 128 + SIGPIPE: stdout was closed by its reader
+	exitSIGTERM   = 143 // 128 + SIGTERM
+)
+
+const exitCodesHelp = `Exit codes:
+  0    success
+  1    unexpected failure
+  2    usage: bad command line, flag, setting or ENC_PIPE_* variable
+  3    integrity: not an enc-pipe stream or record, truncated, tampered, trailing data
+  4    key or backend: key missing or shredded, partition not allowed, metastore or KMS failure
+  5    I/O: the input cannot be read or the output cannot be written
+  130  interrupted by SIGINT (143 for SIGTERM); no output file is left behind
+  141  standard output was closed by its reader (e.g. "| head"); ends quietly`
+
+// cliError is an error with the exit code it maps to. Its message is what
+// the user sees after "enc-pipe: error: ".
+type cliError struct {
+	code  int
+	msg   string
+	err   error
+	terse bool // the message says it all: leave the cause out of Error
+}
+
+func (e *cliError) Error() string {
+	if e.terse {
+		return e.msg
+	}
+	if e.msg == "" {
+		return e.err.Error()
+	}
+	if e.err == nil {
+		return e.msg
+	}
+	return e.msg + ": " + e.err.Error()
+}
+
+func (e *cliError) Unwrap() error { return e.err }
+
+func usageErrorf(format string, a ...any) error {
+	return &cliError{code: exitUsage, msg: fmt.Sprintf(format, a...)}
+}
+
+func withCode(code int, err error, format string, a ...any) error {
+	if err == nil {
+		return nil
+	}
+	return &cliError{code: code, msg: fmt.Sprintf(format, a...), err: err}
+}
+
+func ioError(err error, format string, a ...any) error {
+	return withCode(exitIO, err, format, a...)
+}
+
+func keyError(err error, format string, a ...any) error {
+	return withCode(exitKey, err, format, a...)
+}
+
+func integrityError(err error, format string, a ...any) error {
+	return withCode(exitIntegrity, err, format, a...)
+}
+
+// errQuietEnd marks a run that ended because stdout was closed.
+var errQuietEnd = errors.New("standard output closed")
+
+// exitCode maps an error to an exit code. Errors that carry a code keep it;
+// others are classified by what they wrap.
+func exitCode(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	if errors.Is(err, errQuietEnd) {
+		return exitSIGPIPE
+	}
+	var ce *cliError
+	if errors.As(err, &ce) {
+		return ce.code
+	}
+	if code := classify(err); code != 0 {
+		return code
+	}
+	switch {
+	case errors.Is(err, config.ErrInvalid), errors.Is(err, location.ErrInvalid):
+		return exitUsage
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrPermission),
+		errors.Is(err, io.ErrShortWrite), errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EIO):
+		return exitIO
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return exitIO
+	}
+	return exitFailure
+}
+
+// signalExitCode is the exit code for a run cancelled by ctx's cause.
+func signalExitCode(ctx context.Context) int {
+	var se signalError
+	if errors.As(context.Cause(ctx), &se) {
+		return 128 + int(se.sig)
+	}
+	return exitFailure
+}
+
+// oneLine makes an error message fit on one line.
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	s = strings.ReplaceAll(s, "\r", "")
+	return strings.ReplaceAll(s, "\n", "; ")
+}
+
+// isEPIPE reports whether err is a write to a closed pipe.
+func isEPIPE(err error) bool {
+	return errors.Is(err, syscall.EPIPE)
+}

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/enc-pipe/enc-pipe/sinks"
+)
+
+// abortGrace bounds how long run waits, after a signal, for the command to
+// notice the cancellation and clean up by itself. A command blocked in a
+// write to a stalled pipe may never return; its outputs have already been
+// aborted by then.
+const abortGrace = 5 * time.Second
+
+// app is one invocation of the command: its standard streams, its
+// environment and the outputs that must be aborted if it is interrupted.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+
+	g globalFlags
+
+	mu      sync.Mutex
+	sinks   []sinks.Sink // outputs to abort on interruption
+	started bool         // a command's RunE was entered (errors before are usage errors)
+}
+
+// run is the whole program. It returns the exit code; main exits with it.
+// Standard streams are passed in so that tests can run the program in
+// process.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return runEnv(ctx, args, stdin, stdout, stderr, os.Getenv)
+}
+
+func runEnv(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- fmt.Errorf("internal error: %v", r)
+			}
+		}()
+		done <- a.execute(ctx, args)
+	}()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		a.abortSinks(context.Cause(ctx))
+		select {
+		case <-done:
+		case <-time.After(abortGrace):
+		}
+		return signalExitCode(ctx)
+	}
+	if ctx.Err() != nil {
+		// The command finished (with whatever error the cancellation
+		// caused) after a signal: report the signal.
+		return signalExitCode(ctx)
+	}
+	if err == nil {
+		return exitOK
+	}
+	code := exitCode(err)
+	if code == exitFailure && !a.hasStarted() {
+		code = exitUsage // cobra's own errors: unknown command, bad arguments
+	}
+	if code != exitSIGPIPE {
+		fmt.Fprintf(stderr, "enc-pipe: error: %s\n", oneLine(err.Error()))
+		if code == exitUsage {
+			fmt.Fprintln(stderr, "enc-pipe: hint: run 'enc-pipe --help' for usage")
+		}
+	}
+	return code
+}
+
+func (a *app) execute(ctx context.Context, args []string) error {
+	root := a.newRootCommand()
+	root.SetArgs(args)
+	root.SetIn(a.stdin)
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	return root.ExecuteContext(ctx)
+}
+
+// track registers an output so that an interruption aborts it.
+func (a *app) track(s sinks.Sink) {
+	a.mu.Lock()
+	a.sinks = append(a.sinks, s)
+	a.mu.Unlock()
+}
+
+func (a *app) abortSinks(cause error) {
+	a.mu.Lock()
+	ss := a.sinks
+	a.mu.Unlock()
+	for _, s := range ss {
+		s.CloseWithError(cause)
+	}
+}
+
+func (a *app) markStarted() {
+	a.mu.Lock()
+	a.started = true
+	a.mu.Unlock()
+}
+
+func (a *app) hasStarted() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.started
+}
+
+// warnf prints a one-line warning on stderr.
+func (a *app) warnf(format string, args ...any) {
+	fmt.Fprintf(a.stderr, "enc-pipe: warning: %s\n", oneLine(fmt.Sprintf(format, args...)))
+}
+
+// noticef prints a one-line notice on stderr.
+func (a *app) noticef(format string, args ...any) {
+	fmt.Fprintf(a.stderr, "enc-pipe: %s\n", oneLine(fmt.Sprintf(format, args...)))
+}
+
+// errCancelled is returned by ctxReader once the run is cancelled.
+var errCancelled = errors.New("cancelled")
+
+// ctxReader stops reading once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r ctxReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, fmt.Errorf("%w: %v", errCancelled, context.Cause(r.ctx))
+	}
+	return r.r.Read(p)
+}
+
+// trimFlagError gives pflag's messages our lowercase shape.
+func trimFlagError(err error) error {
+	return usageErrorf("%s", strings.TrimSuffix(err.Error(), "."))
+}
