@@ -98,9 +98,10 @@ func (f *SessionFactory) latestCreated(ctx context.Context, kind KeyKind, id str
 
 // RevokeKey marks the stored key (id, created) revoked through the
 // metastore's Revoker. It is never used for new writes again: this
-// factory's caches stop using it at once, other processes when they
-// re-check it (RevokeCheckInterval). Records written under it still
-// decrypt.
+// factory's sessions stop using it at once (for a system key, they also
+// replace the intermediate keys it wraps on their next write), other
+// processes when they re-check it (RevokeCheckInterval). Records written
+// under it still decrypt.
 func (f *SessionFactory) RevokeKey(ctx context.Context, id string, created int64) error {
 	if f.closed.Load() {
 		return ErrClosed
@@ -114,7 +115,14 @@ func (f *SessionFactory) RevokeKey(ctx context.Context, id string, created int64
 	}
 	k := keycache.Key{ID: id, Created: created}
 	f.skCache.MarkRevoked(k)
-	f.forEachIKCache(func(c *keycache.Cache) { c.MarkRevoked(k) })
+	f.forEachIKCache(func(c *keycache.Cache) {
+		c.MarkRevoked(k)
+		if id == f.skID {
+			// Intermediate keys wrapped by a revoked system key must
+			// not serve writes either: make the next write re-check.
+			c.ForgetAllLatest()
+		}
+	})
 	return nil
 }
 
@@ -154,20 +162,20 @@ func (f *SessionFactory) DeleteKeys(ctx context.Context, id string) (int, error)
 	return n, nil
 }
 
-// forEachIKCache calls fn for the intermediate key caches this factory can
-// reach: the shared one and those of cached sessions.
+// forEachIKCache calls fn for the intermediate key caches of this
+// factory: the shared one, or those of its open sessions.
 func (f *SessionFactory) forEachIKCache(fn func(*keycache.Cache)) {
 	if f.sharedIK != nil {
 		fn(f.sharedIK)
 		return
 	}
-	if f.sessions == nil {
-		return
+	f.liveMu.Lock()
+	caches := make([]*keycache.Cache, 0, len(f.live))
+	for c := range f.live {
+		caches = append(caches, c.ik)
 	}
-	for _, p := range f.sessions.Keys() {
-		if c, ok := f.sessions.Get(p); ok && c.acquire() {
-			fn(c.ik)
-			c.release()
-		}
+	f.liveMu.Unlock()
+	for _, c := range caches {
+		fn(c)
 	}
 }

@@ -64,6 +64,9 @@ type SessionFactory struct {
 	sweepMu   sync.Mutex
 	lastSweep time.Time
 
+	liveMu sync.Mutex
+	live   map[*sessionCore]struct{} // open session cores, for RevokeKey and rotations
+
 	closed atomic.Bool
 }
 
@@ -123,6 +126,7 @@ func NewSessionFactory(cfg *Config, store Metastore, kms KMS, crypto AEAD, opts 
 		kms:     kms,
 		crypto:  crypto,
 		secrets: o.secrets,
+		live:    make(map[*sessionCore]struct{}),
 		metrics: o.metrics,
 		log:     o.logger,
 		now:     o.now,
@@ -290,6 +294,9 @@ func (f *SessionFactory) newCore(partition string) (*sessionCore, error) {
 		c.ik, c.ownIK = ik, true
 	}
 	c.refs.Store(1)
+	f.liveMu.Lock()
+	f.live[c] = struct{}{}
+	f.liveMu.Unlock()
 	return c, nil
 }
 

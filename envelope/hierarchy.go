@@ -179,11 +179,22 @@ func (l ikLoader) LoadLatest(ctx context.Context, id string, cur *keycache.Entry
 	}
 	now := f.now()
 	if cur != nil && rec.Created == cur.Created() {
+		// The cached key is still the newest: keep it if it and its
+		// system key are still usable.
 		cur.SetRevoked(rec.Revoked)
 		cur.MarkChecked(now)
 		if f.usable(rec.Revoked, rec.Created, now) {
-			return cur, nil
+			ok, err := f.parentUsable(ctx, rec, now)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				return cur, nil
+			}
 		}
+		f.log.Debug("envelope: cached intermediate key or its system key is revoked or expired; creating a new one",
+			"id", id, "created", rec.Created)
+		return f.createIntermediateKey(ctx, id, rec.Created)
 	}
 	if !f.usable(rec.Revoked, rec.Created, now) {
 		f.log.Debug("envelope: latest intermediate key is revoked or expired; creating a new one",
@@ -200,6 +211,23 @@ func (l ikLoader) LoadLatest(ctx context.Context, id string, cur *keycache.Entry
 		return f.createIntermediateKey(ctx, id, rec.Created)
 	}
 	return e, err
+}
+
+// parentUsable reports whether the system key that wraps the intermediate
+// key rec is usable for writes. A missing system key is unusable.
+func (f *SessionFactory) parentUsable(ctx context.Context, rec *EnvelopeKeyRecord, now time.Time) (bool, error) {
+	if rec.ParentKeyMeta == nil {
+		return false, nil
+	}
+	sk, err := f.skCache.GetOrLoad(ctx, keycache.Key{ID: rec.ParentKeyMeta.ID, Created: rec.ParentKeyMeta.Created})
+	if errors.Is(err, ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, cacheErr(err)
+	}
+	defer sk.Release()
+	return f.usable(sk.Revoked(), sk.Created(), now), nil
 }
 
 func (l ikLoader) Load(ctx context.Context, k keycache.Key) (*keycache.Entry, error) {

@@ -50,7 +50,13 @@ func (c *sessionCore) acquire() bool {
 }
 
 func (c *sessionCore) release() {
-	if c.refs.Add(-1) == 0 && c.ownIK {
+	if c.refs.Add(-1) != 0 {
+		return
+	}
+	c.f.liveMu.Lock()
+	delete(c.f.live, c)
+	c.f.liveMu.Unlock()
+	if c.ownIK {
 		c.ik.Close()
 	}
 }

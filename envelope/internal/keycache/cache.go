@@ -259,6 +259,13 @@ func (c *Cache) ForgetLatest(id string) {
 	c.latestMu.Unlock()
 }
 
+// ForgetAllLatest is ForgetLatest for every id.
+func (c *Cache) ForgetAllLatest() {
+	c.latestMu.Lock()
+	clear(c.latest)
+	c.latestMu.Unlock()
+}
+
 // RemoveID drops every cached entry of id.
 func (c *Cache) RemoveID(id string) {
 	for _, k := range c.store.Keys() {
