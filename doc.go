@@ -1,0 +1,40 @@
+// Package encpipe encrypts and decrypts streams under an Asherah-compatible
+// key hierarchy: it glues package stream (the chunked format, docs/FORMAT.md)
+// to package envelope (sessions, intermediate keys, metastore and KMS).
+//
+// Encrypting: NewWriter asks the session for a fresh data key, writes the
+// key wrapped by the partition's intermediate key (an Asherah
+// EnvelopeKeyRecord, as JSON) and the partition id into the stream header,
+// and returns a *stream.Writer.
+//
+//	sess, err := factory.GetSession("partition-1")
+//	…
+//	defer sess.Close()
+//	w, err := encpipe.NewWriter(ctx, dst, sess)
+//	…
+//	if _, err := io.Copy(w, src); err != nil { … }
+//	if err := w.Close(); err != nil { … } // seals the final chunk; dst stays open
+//
+// Decrypting: NewReader reads the header, refuses a partition the caller did
+// not allow (AllowPartitions) before any key is loaded, gets a session for
+// the header's partition, unwraps the data key through the metastore and
+// KMS, and returns a *stream.Reader that verifies the header MAC before it
+// returns. NewReaderAt does the same for random access.
+//
+// # Who closes what
+//
+// The data key of a stream is owned by the stream: it is closed when the
+// Writer or Reader is closed, when it fails for good, when a Reader reaches
+// the end of the stream, and when the constructor fails. The caller always
+// closes the Writer, Reader or ReaderAt it gets (Close never closes dst or
+// src) and its own sessions; the session NewReader gets from Sessions is
+// closed by NewReader before it returns.
+//
+// # Errors
+//
+// A header that does not authenticate — modified, written under another
+// key, or naming a partition its key record does not belong to — fails with
+// stream.ErrAuth and its fixed message. A partition outside the allowed set
+// fails with ErrPartitionNotAllowed. Errors of the metastore or KMS (a
+// missing key, an unreachable KMS) are returned wrapped, as they are.
+package encpipe

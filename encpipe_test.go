@@ -1,0 +1,323 @@
+package encpipe_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	encpipe "github.com/enc-pipe/enc-pipe"
+	"github.com/enc-pipe/enc-pipe/envelope"
+	"github.com/enc-pipe/enc-pipe/envelope/kms/statickms"
+	"github.com/enc-pipe/enc-pipe/envelope/metastore/memstore"
+	"github.com/enc-pipe/enc-pipe/securebuf"
+	"github.com/enc-pipe/enc-pipe/stream"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// liveSecrets counts the secrets of a securebuf.Factory that are not
+// closed yet.
+type liveSecrets struct{ n atomic.Int64 }
+
+func (l *liveSecrets) Add(m securebuf.Metric, delta int64) {
+	if m == securebuf.InUse {
+		l.n.Add(delta)
+	}
+}
+
+type env struct {
+	factory *envelope.SessionFactory
+	store   envelope.Metastore
+	live    *liveSecrets
+}
+
+// newEnv builds a real session factory: in-memory metastore, static KMS,
+// and a securebuf factory whose live secrets the test can count.
+func newEnv(t *testing.T, store envelope.Metastore) *env {
+	t.Helper()
+	live := &liveSecrets{}
+	sf, err := securebuf.NewFactory(securebuf.WithMetrics(live))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kms, err := statickms.New([]byte("thisIsAStaticMasterKeyForTesting"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if store == nil {
+		store = memstore.New()
+	}
+	f, err := envelope.NewSessionFactory(&envelope.Config{Service: "svc", Product: "prod"}, store, kms, envelope.NewAES256GCM(), envelope.WithSecretFactory(sf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		f.Close()
+		kms.Close()
+	})
+	return &env{factory: f, store: store, live: live}
+}
+
+func (e *env) session(t *testing.T, partition string) *envelope.Session {
+	t.Helper()
+	s, err := e.factory.GetSession(partition)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func (e *env) encrypt(t *testing.T, partition string, pt []byte, opts ...stream.Option) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := encpipe.NewWriter(context.Background(), &buf, e.session(t, partition), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(pt); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func payload(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*7 + i>>9)
+	}
+	return b
+}
+
+func TestRoundTrip(t *testing.T) {
+	e := newEnv(t, nil)
+	pt := payload(300_000)
+	cts := map[stream.Codec][]byte{}
+	for _, codec := range []stream.Codec{stream.CodecNone, stream.CodecZstd} {
+		cts[codec] = e.encrypt(t, "p1", pt, stream.WithCompression(codec), stream.WithChunkSize(16384))
+	}
+	// Secrets open now: the system key and the writers' sessions'
+	// intermediate keys. Readers must add none that outlive them.
+	base := e.live.n.Load()
+	for _, codec := range []stream.Codec{stream.CodecNone, stream.CodecZstd} {
+		ct := cts[codec]
+
+		// The header carries an Asherah EnvelopeKeyRecord for the data key,
+		// wrapped by partition p1's intermediate key.
+		hdr, err := stream.ParseHeader(ct)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rec envelope.EnvelopeKeyRecord
+		if err := json.Unmarshal(hdr.KeyRecord(), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if hdr.Partition() != "p1" || rec.ParentKeyMeta == nil || rec.ParentKeyMeta.ID != "_IK_p1_svc_prod" || len(rec.EncryptedKey) == 0 {
+			t.Fatalf("header: partition %q, key record %+v", hdr.Partition(), rec)
+		}
+
+		for _, conc := range []int{1, 2} {
+			r, err := encpipe.NewReader(context.Background(), bytes.NewReader(ct), e.factory,
+				encpipe.AllowPartitions("p1"), encpipe.WithStreamOptions(stream.WithConcurrency(conc)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(r)
+			if err != nil || !bytes.Equal(got, pt) {
+				t.Fatalf("%v conc=%d: decrypt: %v", codec, conc, err)
+			}
+			r.Close()
+		}
+		if codec == stream.CodecNone {
+			ra, err := encpipe.NewReaderAt(context.Background(), bytes.NewReader(ct), int64(len(ct)), e.factory)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := make([]byte, 1000)
+			if _, err := ra.ReadAt(p, 123_456); err != nil || !bytes.Equal(p, pt[123_456:124_456]) {
+				t.Fatalf("ReadAt: %v", err)
+			}
+			ra.Close()
+		} else if _, err := encpipe.NewReaderAt(context.Background(), bytes.NewReader(ct), int64(len(ct)), e.factory); !errors.Is(err, stream.ErrNotSeekable) {
+			t.Fatalf("NewReaderAt on a compressed stream: %v", err)
+		}
+	}
+	// Every data key was closed with its stream.
+	if n := e.live.n.Load(); n != base {
+		t.Fatalf("%d secrets still open after the streams were closed (baseline %d)", n, base)
+	}
+}
+
+// TestOtherProcess: a stream written through one factory decrypts through
+// another that shares only the metastore and the master key, as another
+// process would.
+func TestOtherProcess(t *testing.T) {
+	store := memstore.New()
+	ct := newEnv(t, store).encrypt(t, "tenant-7", payload(5000))
+	r, err := encpipe.NewReader(context.Background(), bytes.NewReader(ct), newEnv(t, store).factory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if got, err := io.ReadAll(r); err != nil || !bytes.Equal(got, payload(5000)) {
+		t.Fatalf("decrypt in the other process: %v", err)
+	}
+}
+
+// countingSessions records GetSession calls.
+type countingSessions struct {
+	encpipe.Sessions
+	mu    sync.Mutex
+	calls []string
+}
+
+func (c *countingSessions) GetSession(p string) (*envelope.Session, error) {
+	c.mu.Lock()
+	c.calls = append(c.calls, p)
+	c.mu.Unlock()
+	return c.Sessions.GetSession(p)
+}
+
+func TestAllowPartitions(t *testing.T) {
+	e := newEnv(t, nil)
+	ct := e.encrypt(t, "p1", []byte("secret"))
+	sessions := &countingSessions{Sessions: e.factory}
+	_, err := encpipe.NewReader(context.Background(), bytes.NewReader(ct), sessions, encpipe.AllowPartitions("p2", "p3"))
+	if !errors.Is(err, encpipe.ErrPartitionNotAllowed) {
+		t.Fatalf("err = %v, want ErrPartitionNotAllowed", err)
+	}
+	_, err = encpipe.NewReaderAt(context.Background(), bytes.NewReader(ct), int64(len(ct)), sessions, encpipe.AllowPartitions("p2"))
+	if !errors.Is(err, encpipe.ErrPartitionNotAllowed) {
+		t.Fatalf("ReaderAt: err = %v, want ErrPartitionNotAllowed", err)
+	}
+	if len(sessions.calls) != 0 {
+		t.Fatalf("sessions opened for a refused partition: %v", sessions.calls)
+	}
+	r, err := encpipe.NewReader(context.Background(), bytes.NewReader(ct), sessions, encpipe.AllowPartitions("p2"), encpipe.AllowPartitions("p1"))
+	if err != nil {
+		t.Fatalf("allowed partition refused: %v", err)
+	}
+	r.Close()
+	if _, err := encpipe.NewReader(context.Background(), bytes.NewReader(ct), sessions, encpipe.AllowPartitions()); err == nil {
+		t.Fatal("AllowPartitions() with no ids accepted")
+	}
+}
+
+// TestWrongPartition: a header whose partition field is changed to another
+// partition (that exists, with its own keys) fails with the fixed
+// authentication error: the key record does not belong to that partition.
+func TestWrongPartition(t *testing.T) {
+	e := newEnv(t, nil)
+	e.encrypt(t, "p2", []byte("make p2's keys exist"))
+	ct := e.encrypt(t, "p1", []byte("secret"))
+	i := bytes.Index(ct, []byte{0, 2, 'p', '1'})
+	if i < 0 {
+		t.Fatal("partition field not found")
+	}
+	bad := bytes.Clone(ct)
+	bad[i+3] = '2'
+	_, err := encpipe.NewReader(context.Background(), bytes.NewReader(bad), e.factory)
+	if err != stream.ErrAuth {
+		t.Fatalf("err = %v, want exactly stream.ErrAuth", err)
+	}
+}
+
+// TestHeaderBitFlips flips every bit of a real header and decrypts through
+// the whole stack: each must fail without releasing plaintext, with a
+// parse error, the fixed authentication error, or (for a flipped key id or
+// creation time in the key record) a key-not-found error from the
+// metastore; and no data key stays open.
+func TestHeaderBitFlips(t *testing.T) {
+	e := newEnv(t, nil)
+	ct := e.encrypt(t, "p1", payload(100))
+	base := e.live.n.Load()
+	hdr, _ := stream.ParseHeader(ct)
+	auth := 0
+	for bit := range int(hdr.Len()) * 8 {
+		bad := bytes.Clone(ct)
+		bad[bit/8] ^= 1 << (bit % 8)
+		var got []byte
+		r, err := encpipe.NewReader(context.Background(), bytes.NewReader(bad), e.factory)
+		if err == nil {
+			got, err = io.ReadAll(r)
+			r.Close()
+		}
+		if err == nil || len(got) > 0 {
+			t.Fatalf("flip of bit %d: released %d bytes, err %v", bit, len(got), err)
+		}
+		switch {
+		case errors.Is(err, stream.ErrAuth):
+			auth++
+		case errors.Is(err, stream.ErrNotStream), errors.Is(err, stream.ErrUnsupported),
+			errors.Is(err, stream.ErrInvalidHeader), errors.Is(err, stream.ErrTruncated),
+			errors.Is(err, envelope.ErrNotFound):
+		default:
+			t.Fatalf("flip of bit %d: unexpected error %v", bit, err)
+		}
+	}
+	if auth < int(hdr.Len())*8/2 {
+		t.Fatalf("only %d flips ended in the authentication error", auth)
+	}
+	if n := e.live.n.Load(); n != base {
+		t.Fatalf("%d data keys left open by failed readers", n-base)
+	}
+}
+
+// failingDst fails every write.
+type failingDst struct{}
+
+func (failingDst) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+func TestKeysClosedOnFailure(t *testing.T) {
+	e := newEnv(t, nil)
+	sess := e.session(t, "p1")
+	w, err := encpipe.NewWriter(context.Background(), io.Discard, sess) // loads sess's intermediate key
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	ct := e.encrypt(t, "p1", payload(200_000), stream.WithChunkSize(4096))
+	base := e.live.n.Load()
+
+	if _, err := encpipe.NewWriter(context.Background(), failingDst{}, sess); err == nil {
+		t.Fatal("NewWriter on a failing destination succeeded")
+	}
+	// A reader that fails in the middle of the stream.
+	bad := bytes.Clone(ct)
+	bad[len(bad)/2] ^= 1
+	r, err := encpipe.NewReader(context.Background(), bytes.NewReader(bad), e.factory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(r); !errors.Is(err, stream.ErrAuth) {
+		t.Fatalf("err = %v, want ErrAuth", err)
+	}
+	if n := e.live.n.Load(); n != base {
+		t.Fatalf("%d data keys open after failures, before Close", n-base)
+	}
+	r.Close()
+	// A reader closed before the end.
+	r, err = encpipe.NewReader(context.Background(), bytes.NewReader(ct), e.factory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.live.n.Load() != base+1 {
+		t.Fatalf("open reader holds %d keys, want 1", e.live.n.Load()-base)
+	}
+	r.Close()
+	if n := e.live.n.Load(); n != base {
+		t.Fatalf("%d data keys open after Close", n-base)
+	}
+}
