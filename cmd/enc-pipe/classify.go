@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 
+	encpipe "github.com/enc-pipe/enc-pipe"
 	"github.com/enc-pipe/enc-pipe/envelope"
 	"github.com/enc-pipe/enc-pipe/stream"
 )
@@ -71,7 +72,7 @@ func classify(err error) int {
 		return exitIO
 	case errors.Is(err, stream.ErrInvalidOption), errors.Is(err, stream.ErrNotSeekable):
 		return exitUsage
-	case errors.Is(err, errPartitionNotAllowed), errors.Is(err, envelope.ErrPartitionMismatch):
+	case errors.Is(err, encpipe.ErrPartitionNotAllowed), errors.Is(err, envelope.ErrPartitionMismatch):
 		return exitKey
 	case errors.As(err, new(*envelope.KeyError)):
 		return exitKey
@@ -114,7 +115,7 @@ func classifyStreamErr(err error, what string) error {
 		msg = "input failed authentication: it was modified, or was not written with these keys"
 	case errors.Is(err, stream.ErrNotSeekable):
 		msg = "--range needs an uncompressed stream: this one is compressed, so its chunks cannot be located"
-	case errors.Is(err, errPartitionNotAllowed):
+	case errors.Is(err, encpipe.ErrPartitionNotAllowed):
 		msg = "stream belongs to another partition"
 	case errors.Is(err, envelope.ErrNotFound), errors.Is(err, envelope.ErrKeyNotFound):
 		msg = "key not found in the metastore (deleted, shredded, or another metastore)"

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	encpipe "github.com/enc-pipe/enc-pipe"
 	"github.com/enc-pipe/enc-pipe/stream"
 )
 
@@ -184,7 +185,7 @@ func (a *app) runEncrypt(cmd *cobra.Command, args []string, f *encryptFlags) err
 }
 
 func (a *app) encryptStream(ctx context.Context, out io.Writer, src io.Reader, sess sessionHandle, opts []stream.Option) error {
-	w, err := newStreamWriter(ctx, writeTagger{out}, sess, opts...)
+	w, err := encpipe.NewWriter(ctx, writeTagger{out}, sess, opts...)
 	if err != nil {
 		return classifyStreamErr(err, "cannot start encryption")
 	}
@@ -285,12 +286,14 @@ func (a *app) runDecrypt(cmd *cobra.Command, args []string, f *decryptFlags) err
 			return err
 		}
 	}
-	ropts := &readOptions{anyPartition: true, stream: []stream.Option{stream.WithConcurrency(f.workers)}}
+	// Without an explicit partition every partition is accepted: the
+	// header names the one to use.
+	ropts := []encpipe.ReadOption{encpipe.WithStreamOptions(stream.WithConcurrency(f.workers))}
 	if a.partitionExplicit(cmd) {
 		if a.g.partition == "" {
 			return usageErrorf("--partition: empty partition id")
 		}
-		ropts.anyPartition, ropts.allowed = false, []string{a.g.partition}
+		ropts = append(ropts, encpipe.AllowPartitions(a.g.partition))
 	}
 
 	in, err := a.openInput(ctx, inName)
@@ -320,8 +323,8 @@ func (a *app) runDecrypt(cmd *cobra.Command, args []string, f *decryptFlags) err
 	return finish(out, err)
 }
 
-func (a *app) decryptStream(ctx context.Context, out io.Writer, src io.Reader, be *backend, ropts *readOptions) error {
-	r, err := newStreamReader(ctx, readTagger{ctxReader{ctx, src}}, be.factory, ropts)
+func (a *app) decryptStream(ctx context.Context, out io.Writer, src io.Reader, be *backend, ropts []encpipe.ReadOption) error {
+	r, err := encpipe.NewReader(ctx, readTagger{ctxReader{ctx, src}}, be.factory, ropts...)
 	if err != nil {
 		return classifyStreamErr(err, "cannot decrypt")
 	}
@@ -332,9 +335,9 @@ func (a *app) decryptStream(ctx context.Context, out io.Writer, src io.Reader, b
 	return nil
 }
 
-func (a *app) decryptRange(ctx context.Context, out io.Writer, in *input, be *backend, off, n int64, ropts *readOptions) error {
+func (a *app) decryptRange(ctx context.Context, out io.Writer, in *input, be *backend, off, n int64, ropts []encpipe.ReadOption) error {
 	ra := readerAtTagger{in.ra}
-	r, err := newStreamReaderAt(ctx, ra, in.ra.Size(), be.factory, ropts)
+	r, err := encpipe.NewReaderAt(ctx, ra, in.ra.Size(), be.factory, ropts...)
 	if err != nil {
 		return classifyStreamErr(err, "cannot decrypt")
 	}
