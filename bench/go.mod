@@ -1,0 +1,19 @@
+module github.com/enc-pipe/enc-pipe/bench
+
+go 1.26.0
+
+require (
+	filippo.io/age v1.3.2
+	github.com/enc-pipe/enc-pipe v0.0.0
+	github.com/tink-crypto/tink-go/v2 v2.9.0
+)
+
+require (
+	filippo.io/hpke v0.4.0 // indirect
+	github.com/klauspost/compress v1.20.4 // indirect
+	golang.org/x/crypto v0.59.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+	google.golang.org/protobuf v1.36.11 // indirect
+)
+
+replace github.com/enc-pipe/enc-pipe => ../
