@@ -220,7 +220,7 @@ func (r *Reader) advanceParallel() error {
 		panic("stream: internal error: no chunk in flight and no error")
 	}
 	j := r.inflight[0]
-	<-j.done
+	r.wait(j)
 	r.inflight[0] = nil
 	r.inflight = r.inflight[1:]
 	if j.err != nil {
@@ -235,6 +235,24 @@ func (r *Reader) advanceParallel() error {
 		r.fill() // keep the workers busy while the caller consumes j
 	}
 	return nil
+}
+
+// wait returns once j is opened. Meanwhile the caller opens queued jobs
+// itself instead of waiting idle: on a busy machine, where the workers may
+// not get a CPU, the Reader then runs no slower than the caller alone.
+func (r *Reader) wait(j *job) {
+	if r.w == nil {
+		<-j.done
+		return
+	}
+	for {
+		select {
+		case <-j.done:
+			return
+		case x := <-r.w.jobs:
+			r.ch.run(x, opOpen)
+		}
+	}
 }
 
 // fill reads chunks from src and hands them to the workers until one chunk

@@ -401,6 +401,7 @@ func releaseJob(j *job) {
 // the workers and the flusher and stops both in shutdown.
 type writePipe struct {
 	dst     io.Writer
+	ch      *chunker
 	w       *workers
 	results chan *job
 	flushed chan struct{}
@@ -412,6 +413,7 @@ type writePipe struct {
 func startWritePipe(dst io.Writer, ch *chunker, n int) *writePipe {
 	p := &writePipe{
 		dst:     dst,
+		ch:      ch,
 		w:       startWorkers(n, ch, opSeal),
 		results: make(chan *job, n),
 		flushed: make(chan struct{}),
@@ -439,9 +441,23 @@ func (p *writePipe) dispatch(j *job) error {
 		releaseJob(j)
 		return err
 	}
-	p.results <- j
-	p.w.jobs <- j
+	p.send(p.results, j)
+	p.send(p.w.jobs, j)
 	return nil
+}
+
+// send sends j on ch. While ch is full, the caller seals queued jobs
+// itself instead of waiting idle: on a busy machine, where the workers may
+// not get a CPU, the pipeline then runs no slower than the caller alone.
+func (p *writePipe) send(ch chan *job, j *job) {
+	for {
+		select {
+		case ch <- j:
+			return
+		case x := <-p.w.jobs:
+			p.ch.run(x, opSeal)
+		}
+	}
 }
 
 // flusher writes sealed chunks in order. After the first error it keeps
