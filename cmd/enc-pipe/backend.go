@@ -4,11 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/smithy-go/logging"
 	"io/fs"
 	"os"
+	"slices"
 
 	"github.com/enc-pipe/enc-pipe/envelope"
+	"github.com/enc-pipe/enc-pipe/envelope/kms/awskms"
 	"github.com/enc-pipe/enc-pipe/envelope/kms/statickms"
+	"github.com/enc-pipe/enc-pipe/envelope/metastore/dynamostore"
 	"github.com/enc-pipe/enc-pipe/envelope/metastore/sqlstore"
 	"github.com/enc-pipe/enc-pipe/envelope/metastore/sqlstore/sqlitedb"
 	"github.com/enc-pipe/enc-pipe/internal/config"
@@ -44,6 +50,10 @@ type settings struct {
 	kms       config.KMS
 	// usesHome is set when the metastore or the KMS is the embedded default.
 	usesHome bool
+	// aws is the parsed AWS KMS specification, and kmsEndpoints the
+	// per-region endpoint overrides (ENC_PIPE_KMS_ENDPOINTS).
+	aws          awskms.Spec
+	kmsEndpoints map[string]string
 }
 
 // resolveSettings parses --metastore and --kms (or picks the embedded
@@ -72,11 +82,18 @@ func (a *app) resolveSettings() (*settings, error) {
 	} else if s.kms, err = config.ParseKMS(a.g.kms); err != nil {
 		return nil, err
 	}
-	if s.metastore.Scheme != config.SQLite {
-		return nil, usageErrorf("--metastore %s: the %s metastore is not built yet (use sqlite://PATH)", s.metastore.Redacted(), s.metastore.Scheme)
+	switch s.metastore.Scheme {
+	case config.SQLite, config.DynamoDB:
+	default:
+		return nil, usageErrorf("--metastore %s: the %s metastore is not built yet (use sqlite://PATH or dynamodb://TABLE?region=R)", s.metastore.Redacted(), s.metastore.Scheme)
 	}
-	if s.kms.Kind != config.Static {
-		return nil, usageErrorf("--kms %s: the %s KMS is not built yet (use static:FILE)", s.kms.Raw, s.kms.Kind)
+	if s.kms.Kind == config.AWS {
+		if s.aws, err = awskms.ParseSpec(s.kms.AWS); err != nil {
+			return nil, usageErrorf("--kms: %v", err)
+		}
+	}
+	if s.kmsEndpoints, err = config.ParseEndpoints(a.getenv(config.EnvKMSEndpoints)); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -107,23 +124,20 @@ func (a *app) openBackend(ctx context.Context, create bool) (*backend, error) {
 		}
 	}()
 
-	store, closeStore, err := openMetastore(ctx, s.metastore, create)
+	store, closeStore, err := openMetastore(ctx, s.metastore, create, false)
 	if err != nil {
 		return nil, err
 	}
 	be.store = store
 	be.closers = append(be.closers, closeStore)
 
-	key, err := a.readMasterKey(s.kms.File)
+	kms, err := a.openKMS(ctx, s)
 	if err != nil {
 		return nil, err
 	}
-	kms, err := statickms.New(key)
-	clear(key)
-	if err != nil {
-		return nil, keyError(err, "master key %s", s.kms.File)
+	if c, ok := kms.(interface{ Close() error }); ok {
+		be.closers = append(be.closers, c.Close)
 	}
-	be.closers = append(be.closers, kms.Close)
 
 	cfg := &envelope.Config{
 		Service:      a.g.service,
@@ -148,6 +162,49 @@ func (a *app) homeHasKeys(s *settings) bool {
 	return (a.g.kms == "" && exists(s.kms.File)) || (a.g.metastore == "" && exists(s.metastore.Path))
 }
 
+// openKMS opens the master key: a static key file read into protected
+// memory (the read buffer is wiped), or AWS KMS in one or more regions.
+func (a *app) openKMS(ctx context.Context, s *settings) (envelope.KMS, error) {
+	switch s.kms.Kind {
+	case config.Static:
+		key, err := a.readMasterKey(s.kms.File)
+		if err != nil {
+			return nil, err
+		}
+		kms, err := statickms.New(key)
+		clear(key)
+		if err != nil {
+			return nil, keyError(err, "master key %s", s.kms.File)
+		}
+		return kms, nil
+	case config.AWS:
+		awsCfg, err := loadAWSConfig(ctx)
+		if err != nil {
+			return nil, err
+		}
+		opts := []awskms.Option{awskms.WithAWSConfig(awsCfg)}
+		for region, url := range s.kmsEndpoints {
+			opts = append(opts, awskms.WithEndpoint(region, url))
+		}
+		kms, err := awskms.New(ctx, s.aws, opts...)
+		if err != nil {
+			return nil, keyError(err, "cannot set up AWS KMS")
+		}
+		return kms, nil
+	}
+	return nil, usageErrorf("--kms %s: unknown KMS", s.kms.Raw)
+}
+
+// loadAWSConfig loads the default AWS configuration and credential chain,
+// with the SDK's own logging off: messages are ours, one line each.
+func loadAWSConfig(ctx context.Context) (aws.Config, error) {
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithLogger(logging.Nop{}))
+	if err != nil {
+		return aws.Config{}, keyError(err, "cannot load the AWS configuration")
+	}
+	return cfg, nil
+}
+
 // ensureHome creates the embedded default's directory, master key and
 // metastore if missing, says so in one line, and reports whether it created
 // anything.
@@ -167,7 +224,7 @@ func (a *app) ensureHome(ctx context.Context, s *settings) (bool, error) {
 	}
 	if s.metastore.Scheme == config.SQLite && a.g.metastore == "" {
 		if _, err := os.Stat(s.metastore.Path); errors.Is(err, fs.ErrNotExist) {
-			_, closeStore, err := openMetastore(ctx, s.metastore, true)
+			_, closeStore, err := openMetastore(ctx, s.metastore, true, true)
 			if err != nil {
 				return false, err
 			}
@@ -176,7 +233,11 @@ func (a *app) ensureHome(ctx context.Context, s *settings) (bool, error) {
 		}
 	}
 	if len(created) > 0 {
-		a.noticef("created %s in %s; back up master.key: if it is lost, everything encrypted with it is lost", joinAnd(created), s.home)
+		if slices.Contains(created, config.MasterKeyFile) {
+			a.noticef("created %s in %s; back up master.key: if it is lost, everything encrypted with it is lost", joinAnd(created), s.home)
+		} else {
+			a.noticef("created %s in %s", joinAnd(created), s.home)
+		}
 	}
 	return len(created) > 0, nil
 }
@@ -201,7 +262,9 @@ func joinComma(items []string) string {
 
 // openMetastore opens the metastore m. With create, a missing SQLite file
 // is created with Asherah's table; without it, a missing file is an error.
-func openMetastore(ctx context.Context, m config.Metastore, create bool) (envelope.Metastore, func() error, error) {
+// With initSchema (enc-pipe init), a server metastore's table is created
+// when missing; otherwise it must exist, as in Asherah.
+func openMetastore(ctx context.Context, m config.Metastore, create, initSchema bool) (envelope.Metastore, func() error, error) {
 	switch m.Scheme {
 	case config.SQLite:
 		if !create {
@@ -214,6 +277,27 @@ func openMetastore(ctx context.Context, m config.Metastore, create bool) (envelo
 			return nil, nil, keyError(err, "cannot open metastore %s", m.Redacted())
 		}
 		return store, closeDB, nil
+	case config.DynamoDB:
+		cfg := dynamostore.Config{Table: m.Table, Region: m.Region, Endpoint: m.Endpoint, RegionSuffix: m.RegionSuffix}
+		for _, r := range m.Replicas {
+			cfg.Replicas = append(cfg.Replicas, dynamostore.Replica{Region: r})
+		}
+		awsCfg, err := loadAWSConfig(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		cfg.AWSConfig = &awsCfg
+		if initSchema {
+			client := dynamostore.NewClient(awsCfg, m.Region, m.Endpoint)
+			if err := dynamostore.CreateTable(ctx, client, m.Table); err != nil {
+				return nil, nil, keyError(err, "cannot create the metastore table")
+			}
+		}
+		store, err := dynamostore.Open(ctx, cfg)
+		if err != nil {
+			return nil, nil, keyError(err, "cannot open metastore %s", m.Redacted())
+		}
+		return store, func() error { return nil }, nil
 	}
 	return nil, nil, usageErrorf("--metastore %s: the %s metastore is not built yet", m.Redacted(), m.Scheme)
 }

@@ -17,27 +17,38 @@ func (a *app) newInitCommand() *cobra.Command {
 		Long: `Create ENC_PIPE_HOME (default $XDG_DATA_HOME/enc-pipe, else
 ~/.local/share/enc-pipe) with master.key (32 random bytes, mode 0600) and
 metastore.db (SQLite). Existing files are never replaced. The first encrypt
-does the same implicitly.
+does the same implicitly. With --metastore, init also creates Asherah's key
+table there if it is missing (a SQLite file, or a DynamoDB table with hash
+key Id and range key Created); other commands expect it to exist.
 
 Back up master.key: it wraps every key in metastore.db, and without it
 nothing encrypted with them can be decrypted.`,
 		Example: `  enc-pipe init
-  ENC_PIPE_HOME=/srv/keys enc-pipe init`,
+  ENC_PIPE_HOME=/srv/keys enc-pipe init
+  enc-pipe init --metastore 'dynamodb://EncryptionKey?region=us-west-2' --kms aws:us-west-2=arn:aws:kms:us-west-2:111122223333:key/abcd`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			s, err := a.resolveSettings()
 			if err != nil {
 				return err
 			}
-			if !s.usesHome {
-				return usageErrorf("init creates the embedded default; --metastore and --kms are both set, so there is nothing to create")
+			ctx := cmd.Context()
+			if s.usesHome {
+				created, err := a.ensureHome(ctx, s)
+				if err != nil {
+					return err
+				}
+				if !created {
+					a.noticef("%s already holds the embedded default; nothing was changed", s.home)
+				}
 			}
-			created, err := a.ensureHome(cmd.Context(), s)
-			if err != nil {
-				return err
-			}
-			if !created {
-				a.noticef("%s already holds the embedded default; nothing was changed", s.home)
+			if a.g.metastore != "" {
+				_, closeStore, err := openMetastore(ctx, s.metastore, true, true)
+				if err != nil {
+					return err
+				}
+				closeStore()
+				a.noticef("metastore %s is ready", s.metastore.Redacted())
 			}
 			return nil
 		},

@@ -69,9 +69,13 @@ type Metastore struct {
 	// DSN is the driver connection string for Postgres (the URL as given)
 	// and MySQL (what follows "mysql://", in go-sql-driver form).
 	DSN string
-	// Table, Region and Endpoint are DynamoDB's table, AWS region and
-	// optional endpoint override.
+	// Table, Region and Endpoint are DynamoDB's table, preferred AWS
+	// region and optional endpoint override; Replicas are the other regions
+	// of a global table, in read fail-over order; RegionSuffix makes the
+	// key ids carry the region (Asherah's WithRegionSuffix).
 	Table, Region, Endpoint string
+	Replicas                []string
+	RegionSuffix            bool
 	// Raw is the specification as given, for messages. It may hold a
 	// password: print Redacted instead.
 	Raw string
@@ -100,7 +104,8 @@ func DefaultMetastore(home string) Metastore {
 }
 
 // ParseMetastore parses sqlite://PATH, postgres://…, postgresql://…,
-// mysql://USER:PASS@tcp(HOST:PORT)/DB and dynamodb://TABLE?region=R[&endpoint=URL].
+// mysql://USER:PASS@tcp(HOST:PORT)/DB and
+// dynamodb://TABLE?region=R[&endpoint=URL][&replicas=R2,R3][&region_suffix=true].
 // For SQLite everything after "sqlite://" is the path: sqlite:///var/x.db is
 // absolute, sqlite://x.db relative to the working directory.
 func ParseMetastore(s string) (Metastore, error) {
@@ -135,10 +140,28 @@ func ParseMetastore(s string) (Metastore, error) {
 		if err != nil || u.Host == "" {
 			return bad("%q: want dynamodb://TABLE?region=REGION", s)
 		}
+		q := u.Query()
 		m.Scheme, m.Table = DynamoDB, u.Host
-		m.Region, m.Endpoint = u.Query().Get("region"), u.Query().Get("endpoint")
+		m.Region, m.Endpoint = q.Get("region"), q.Get("endpoint")
 		if m.Region == "" {
 			return bad("%q: dynamodb needs ?region=REGION", s)
+		}
+		if r := q.Get("replicas"); r != "" {
+			m.Replicas = strings.Split(r, ",")
+		}
+		switch q.Get("region_suffix") {
+		case "", "false":
+		case "true":
+			m.RegionSuffix = true
+		default:
+			return bad("%q: region_suffix must be true or false", s)
+		}
+		for k := range q {
+			switch k {
+			case "region", "endpoint", "replicas", "region_suffix":
+			default:
+				return bad("%q: unknown dynamodb parameter %q (want region, endpoint, replicas, region_suffix)", s, k)
+			}
 		}
 	default:
 		return bad("unknown scheme %q (want sqlite, postgres, mysql or dynamodb)", scheme)
@@ -151,6 +174,26 @@ func redactURL(s string) string {
 		return u.Redacted()
 	}
 	return "…"
+}
+
+// EnvKMSEndpoints overrides the AWS KMS endpoint per region, as
+// REGION=URL[,REGION=URL...] (local test servers, VPC endpoints).
+const EnvKMSEndpoints = "ENC_PIPE_KMS_ENDPOINTS"
+
+// ParseEndpoints parses REGION=URL[,REGION=URL...].
+func ParseEndpoints(s string) (map[string]string, error) {
+	out := map[string]string{}
+	if s == "" {
+		return out, nil
+	}
+	for _, kv := range strings.Split(s, ",") {
+		r, u, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok || r == "" || u == "" {
+			return nil, fmt.Errorf("%w: %s: %q: want REGION=URL[,REGION=URL...]", ErrInvalid, EnvKMSEndpoints, kv)
+		}
+		out[r] = u
+	}
+	return out, nil
 }
 
 // KMS kinds.

@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -42,14 +43,16 @@ func TestParseMetastore(t *testing.T) {
 		{"postgres://u:p@127.0.0.1:5432/db?sslmode=disable", config.Metastore{Scheme: config.Postgres, DSN: "postgres://u:p@127.0.0.1:5432/db?sslmode=disable"}},
 		{"mysql://u:p@tcp(127.0.0.1:3306)/db?parseTime=true", config.Metastore{Scheme: config.MySQL, DSN: "u:p@tcp(127.0.0.1:3306)/db?parseTime=true"}},
 		{"dynamodb://EncryptionKey?region=us-west-2&endpoint=http://127.0.0.1:8000", config.Metastore{Scheme: config.DynamoDB, Table: "EncryptionKey", Region: "us-west-2", Endpoint: "http://127.0.0.1:8000"}},
+		{"dynamodb://T?region=us-west-2&replicas=us-east-1,eu-west-1&region_suffix=true", config.Metastore{Scheme: config.DynamoDB, Table: "T", Region: "us-west-2", Replicas: []string{"us-east-1", "eu-west-1"}, RegionSuffix: true}},
 	} {
 		got, err := config.ParseMetastore(c.in)
 		c.want.Raw = c.in
-		if err != nil || got != c.want {
+		if err != nil || !reflect.DeepEqual(got, c.want) {
 			t.Errorf("ParseMetastore(%q) = %+v, %v", c.in, got, err)
 		}
 	}
-	for _, in := range []string{"", "metastore.db", "sqlite://", "redis://x", "dynamodb://T", "postgres:///db", "mysql://nodb"} {
+	for _, in := range []string{"", "metastore.db", "sqlite://", "redis://x", "dynamodb://T", "postgres:///db", "mysql://nodb",
+		"dynamodb://T?region=r&region_suffix=yes", "dynamodb://T?region=r&tabel=x"} {
 		if _, err := config.ParseMetastore(in); !errors.Is(err, config.ErrInvalid) {
 			t.Errorf("ParseMetastore(%q) = %v, want ErrInvalid", in, err)
 		}
@@ -83,6 +86,18 @@ func TestParseKMS(t *testing.T) {
 	for _, in := range []string{"", "static:", "aws:", "aws:nothing", "vault:x", "/etc/key"} {
 		if _, err := config.ParseKMS(in); !errors.Is(err, config.ErrInvalid) {
 			t.Errorf("ParseKMS(%q) = %v", in, err)
+		}
+	}
+}
+
+func TestParseEndpoints(t *testing.T) {
+	got, err := config.ParseEndpoints("us-west-2=http://127.0.0.1:1, us-east-1=http://127.0.0.1:2")
+	if err != nil || len(got) != 2 || got["us-east-1"] != "http://127.0.0.1:2" {
+		t.Errorf("ParseEndpoints = %v, %v", got, err)
+	}
+	for _, in := range []string{"us-west-2", "=http://x", "r="} {
+		if _, err := config.ParseEndpoints(in); !errors.Is(err, config.ErrInvalid) {
+			t.Errorf("ParseEndpoints(%q) = %v", in, err)
 		}
 	}
 }
