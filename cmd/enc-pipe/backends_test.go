@@ -110,4 +110,3 @@ func TestDynamoDBAndAWSKMS(t *testing.T) {
 		t.Fatalf("decrypt with both regions down: exit %d, %d bytes, stderr %q", code, len(got), stderr)
 	}
 }
-
