@@ -21,6 +21,10 @@
 #
 # Settings (environment):
 #   ENCPIPE_CI_STATE      state dir: data, logs, pid files, env file (default /tmp/encpipe-ci)
+#   ENCPIPE_CI_TEMPLATES  where freshly initialised PostgreSQL and MariaDB data dirs are
+#                         kept and copied from, which is faster than initdb and
+#                         mariadb-install-db for every new state dir (default
+#                         /tmp/encpipe-ci-templates)
 #   ENCPIPE_CI_<NAME>_PORT  port of one server (PG, MYSQL, DYNAMO, KMS_A, KMS_B, S3, KAFKA);
 #                         with a separate state dir, tests start private instances this way
 #                         so that stopping them cannot disturb other tests.
@@ -35,6 +39,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="$ROOT/.ci/bin"
 STATE="${ENCPIPE_CI_STATE:-/tmp/encpipe-ci}"
+TEMPLATES="${ENCPIPE_CI_TEMPLATES:-/tmp/encpipe-ci-templates}"
 HOST=127.0.0.1
 
 PG_PORT="${ENCPIPE_CI_PG_PORT:-15432}"
@@ -207,15 +212,55 @@ spawn() { # NAME CMD...
 
 # ---------------------------------------------------------------- start
 
+# from_template KIND DEST INITFN: copy the pristine data dir of KIND to DEST,
+# creating it first with INITFN (under a lock, so that concurrent starts
+# share one).
+from_template() {
+	local kind="$1" dest="$2" init="$3" tpl
+	tpl="$TEMPLATES/$kind-$(template_version "$kind")"
+	mkdir -p "$TEMPLATES"
+	chmod 755 "$TEMPLATES"
+	(
+		flock 9
+		if [ ! -f "$tpl/.complete" ]; then
+			rm -rf "$tpl"
+			"$init" "$tpl" || exit 1
+			touch "$tpl/.complete"
+		fi
+	) 9>"$TEMPLATES/$kind.lock" || return 1
+	cp -a "$tpl" "$dest"
+	rm -f "$dest/.complete"
+}
+
+template_version() {
+	case "$1" in
+	pg) basename "$(dirname "$(pg_bindir)")" ;;
+	my) mariadbd --version 2>/dev/null | awk '{print $3}' ;;
+	esac
+}
+
+init_pg_template() {
+	local bindir
+	bindir="$(pg_bindir)"
+	install -d -o postgres -g postgres -m 700 "$1"
+	runuser -u postgres -- "$bindir/initdb" -D "$1" -U postgres --auth-local=trust \
+		--auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 -N >"$STATE/pg-initdb.log" 2>&1 ||
+		{ cat "$STATE/pg-initdb.log" >&2; return 1; }
+}
+
+init_my_template() {
+	install -d -o mysql -g mysql -m 750 "$1"
+	mariadb-install-db --no-defaults --user=mysql --datadir="$1" \
+		--auth-root-authentication-method=socket --skip-test-db >"$STATE/my-install.log" 2>&1 ||
+		{ cat "$STATE/my-install.log" >&2; return 1; }
+}
+
 start_pg() {
 	local bindir data="$STATE/pg"
 	bindir="$(pg_bindir)" || die "PostgreSQL is not installed (run: bash .ci/services.sh install)"
 	if [ ! -f "$data/PG_VERSION" ]; then
 		rm -rf "$data"
-		install -d -o postgres -g postgres -m 700 "$data"
-		runuser -u postgres -- "$bindir/initdb" -D "$data" -U postgres --auth-local=trust \
-			--auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 -N >"$STATE/pg-initdb.log" 2>&1 ||
-			{ cat "$STATE/pg-initdb.log" >&2; return 1; }
+		from_template pg "$data" init_pg_template
 	fi
 	rm -f "$data/postmaster.pid" # stale: pg_alive said no server runs on it
 	runuser -u postgres -- "$bindir/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 \
@@ -237,10 +282,7 @@ start_mysql() {
 	command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || die "MariaDB is not installed (run: bash .ci/services.sh install)"
 	if [ ! -d "$data/mysql" ]; then
 		rm -rf "$data"
-		install -d -o mysql -g mysql -m 750 "$data"
-		mariadb-install-db --no-defaults --user=mysql --datadir="$data" \
-			--auth-root-authentication-method=socket --skip-test-db >"$STATE/my-install.log" 2>&1 ||
-			{ cat "$STATE/my-install.log" >&2; return 1; }
+		from_template my "$data" init_my_template
 	fi
 	rm -f "$data/mysqld.pid" "$data/mysqld.sock" "$data/mysqld.sock.lock"
 	spawn mysql "$(command -v mariadbd || echo /usr/sbin/mariadbd)" --no-defaults --user=mysql --datadir="$data" \
