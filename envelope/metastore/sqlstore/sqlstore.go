@@ -14,6 +14,12 @@
 // 1062, go-sql-driver/mysql) and Oracle (ORA-00001), recognised through the
 // drivers' error methods and fields without importing the drivers.
 //
+// Calls that fail with a transient error (connection refused or reset, a
+// server starting up or shutting down, deadlock, serialization failure)
+// are retried with backoff and jitter; see RetryPolicy. Duplicates and
+// every other error are returned at once. To open PostgreSQL or MySQL with
+// pool limits and timeouts, see package serverdb.
+//
 // A Store is safe for concurrent use. It implements the optional
 // envelope.Revoker, envelope.Lister and envelope.Deleter interfaces.
 package sqlstore
@@ -24,6 +30,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -36,6 +43,8 @@ type Store struct {
 	dialect Dialect
 	loc     *time.Location
 	q       queries
+	retry   RetryPolicy
+	log     *slog.Logger
 }
 
 var (
@@ -80,7 +89,7 @@ func New(db *sql.DB, opts ...Option) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("sqlstore: nil *sql.DB")
 	}
-	s := &Store{db: db, dialect: MySQL, loc: time.Local}
+	s := &Store{db: db, dialect: MySQL, loc: time.Local, retry: RetryPolicy{}.withDefaults()}
 	for _, o := range opts {
 		if o == nil {
 			continue
@@ -132,7 +141,9 @@ func parseRecord(id string, text []byte) (*envelope.EnvelopeKeyRecord, error) {
 // envelope.ErrNotFound.
 func (s *Store) Load(ctx context.Context, id string, created int64) (*envelope.EnvelopeKeyRecord, error) {
 	var text []byte
-	err := s.db.QueryRowContext(ctx, s.q.load, id, s.createdArg(created)).Scan(&text)
+	err := s.do(ctx, "load", func() error {
+		return s.db.QueryRowContext(ctx, s.q.load, id, s.createdArg(created)).Scan(&text)
+	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("sqlstore: %s (created %d): %w", id, created, envelope.ErrNotFound)
 	}
@@ -146,7 +157,9 @@ func (s *Store) Load(ctx context.Context, id string, created int64) (*envelope.E
 // an error wrapping envelope.ErrNotFound.
 func (s *Store) LoadLatest(ctx context.Context, id string) (*envelope.EnvelopeKeyRecord, error) {
 	var text []byte
-	err := s.db.QueryRowContext(ctx, s.q.loadLatest, id).Scan(&text)
+	err := s.do(ctx, "load latest", func() error {
+		return s.db.QueryRowContext(ctx, s.q.loadLatest, id).Scan(&text)
+	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("sqlstore: %s: %w", id, envelope.ErrNotFound)
 	}
@@ -167,10 +180,13 @@ func (s *Store) Store(ctx context.Context, id string, created int64, rec *envelo
 	if err != nil {
 		return fmt.Errorf("sqlstore: failed to encode key record %s: %w", id, err)
 	}
-	_, err = s.db.ExecContext(ctx, s.q.store, id, s.createdArg(created), string(text))
+	err = s.do(ctx, "store", func() error {
+		_, err := s.db.ExecContext(ctx, s.q.store, id, s.createdArg(created), string(text))
+		return err
+	})
 	if err != nil {
 		if isDuplicate(s.dialect, err) {
-			return fmt.Errorf("sqlstore: %s (created %d): %w", id, created, envelope.ErrKeyExists)
+			return fmt.Errorf("sqlstore: %s (created %d): %w: %w", id, created, envelope.ErrKeyExists, err)
 		}
 		return fmt.Errorf("sqlstore: failed to store %s (created %d): %w", id, created, err)
 	}
@@ -193,7 +209,12 @@ func (s *Store) Revoke(ctx context.Context, id string, created int64) error {
 	if err != nil {
 		return fmt.Errorf("sqlstore: failed to encode key record %s: %w", id, err)
 	}
-	res, err := s.db.ExecContext(ctx, s.q.revoke, string(text), id, s.createdArg(created))
+	var res sql.Result
+	err = s.do(ctx, "revoke", func() error {
+		var err error
+		res, err = s.db.ExecContext(ctx, s.q.revoke, string(text), id, s.createdArg(created))
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("sqlstore: failed to revoke %s (created %d): %w", id, created, err)
 	}
@@ -207,6 +228,16 @@ func (s *Store) Revoke(ctx context.Context, id string, created int64) error {
 // created time, with ID set. The created time comes from each record's
 // JSON (which repeats the row's created).
 func (s *Store) List(ctx context.Context, idPrefix string) ([]*envelope.EnvelopeKeyRecord, error) {
+	var out []*envelope.EnvelopeKeyRecord
+	err := s.do(ctx, "list", func() error {
+		var err error
+		out, err = s.list(ctx, idPrefix)
+		return err
+	})
+	return out, err
+}
+
+func (s *Store) list(ctx context.Context, idPrefix string) ([]*envelope.EnvelopeKeyRecord, error) {
 	rows, err := s.db.QueryContext(ctx, s.q.list, likePrefix(idPrefix))
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: failed to list keys: %w", err)
@@ -243,7 +274,12 @@ func likePrefix(prefix string) string {
 
 // Delete removes every row of id and returns how many it removed.
 func (s *Store) Delete(ctx context.Context, id string) (int, error) {
-	res, err := s.db.ExecContext(ctx, s.q.delete, id)
+	var res sql.Result
+	err := s.do(ctx, "delete", func() error {
+		var err error
+		res, err = s.db.ExecContext(ctx, s.q.delete, id)
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("sqlstore: failed to delete %s: %w", id, err)
 	}
