@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 
 	"github.com/enc-pipe/enc-pipe/securebuf/internal/memcall"
@@ -24,6 +25,9 @@ type Factory struct {
 	mem    memOps
 	canary [32]byte
 	closed atomic.Bool
+
+	closeOnce sync.Once
+	closeErr  error
 
 	scratch arena
 
@@ -116,15 +120,17 @@ func (f *Factory) newState(n int) (*state, error) {
 	return s, nil
 }
 
-// Close marks the Factory closed: New, CreateRandom and Scratch then fail
-// with ErrClosed. The scratch arena is wiped and unmapped as soon as its
-// last slot is released. Secrets already created are not affected. Close is
-// idempotent.
+// Close marks the Factory closed: New, CreateRandom, Scratch and
+// WithScratch then fail with ErrClosed. The scratch arena is wiped and
+// unmapped now, or as soon as its last slot is released. Secrets already
+// created are not affected; each is closed on its own. Close is idempotent:
+// every call returns the first call's result.
 func (f *Factory) Close() error {
-	if f.closed.Swap(true) {
-		return nil
-	}
-	return f.scratch.close()
+	f.closeOnce.Do(func() {
+		f.closed.Store(true)
+		f.closeErr = f.scratch.close()
+	})
+	return f.closeErr
 }
 
 func fillCanary(slack []byte, pat *[32]byte) {

@@ -16,17 +16,25 @@ import (
 // are running to return.
 type Secret interface {
 	// WithBytes calls action with a read-only view of the secret. The
-	// view is valid only until action returns.
+	// view is valid only until action returns; writing to it faults. The
+	// pages are readable while any callback of this secret runs and
+	// no-access again after the last one returns, errors or panics. It
+	// returns action's error, or an error matching ErrClosed or ErrProtect.
+	// Calling Close of the same secret from inside action deadlocks.
 	WithBytes(action func([]byte) error) error
 	// WithBytesFunc is WithBytes for an action that returns a result.
 	WithBytesFunc(action func([]byte) ([]byte, error)) ([]byte, error)
 	// NewReader returns a reader over a copy-out of the secret's bytes.
+	// The bytes it copies are outside protected memory: wipe them.
 	NewReader() io.Reader
-	// Len is the secret's length in bytes.
+	// Len is the secret's length in bytes; it does not change on Close.
 	Len() int
-	// IsClosed reports whether Close has been called.
+	// IsClosed reports whether Close (or Purge) has been called.
 	IsClosed() bool
-	// Close wipes and frees the secret. It is idempotent.
+	// Close waits for running callbacks, checks the canary, wipes and
+	// frees the secret. It is idempotent: every call returns the first
+	// call's result (nil, or an error matching ErrCanary or ErrProtect;
+	// the memory is released either way).
 	Close() error
 }
 
