@@ -36,7 +36,7 @@ func testAWSConfig() aws.Config {
 }
 
 // kmsEndpoints parses ENCPIPE_TEST_KMS: us-west-2=http://…,us-east-1=http://…
-func kmsEndpoints(t *testing.T) map[string]string {
+func kmsEndpoints(t testing.TB) map[string]string {
 	t.Helper()
 	v := testenv.Var(t, testenv.KMS)
 	eps := map[string]string{}

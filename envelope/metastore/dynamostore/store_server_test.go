@@ -274,3 +274,32 @@ func TestServerAdmin(t *testing.T) {
 		t.Errorf("after Delete: List = %s, want %s", got, want)
 	}
 }
+
+// TestServerOpenDefaultChain opens the store the way the CLI does, with
+// the default AWS configuration (credentials from the environment) and
+// only the endpoint overridden, and uses it with the region suffix.
+func TestServerOpenDefaultChain(t *testing.T) {
+	endpoint := dynamoEndpoint(t)
+	table := newTable(t, client("us-west-2", endpoint))
+	t.Setenv("AWS_ACCESS_KEY_ID", "encpipe")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "encpipe-secret")
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_CONFIG_FILE", t.TempDir()+"/none")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", t.TempDir()+"/none")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	s, err := dynamostore.Open(context.Background(), dynamostore.Config{Table: table, Region: "eu-west-1", Endpoint: endpoint, RegionSuffix: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.GetRegionSuffix() != "eu-west-1" || s.TableName() != table {
+		t.Fatalf("suffix %q, table %q", s.GetRegionSuffix(), s.TableName())
+	}
+	ctx := context.Background()
+	if err := s.Store(ctx, "_SK_svc_prod_eu-west-1", 60, sk(60, "k")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.LoadLatest(ctx, "_SK_svc_prod_eu-west-1"); err != nil || string(got.EncryptedKey) != "k" {
+		t.Fatalf("LoadLatest = %+v, %v", got, err)
+	}
+}

@@ -132,7 +132,7 @@ func TestServerCopyAcrossBackends(t *testing.T) {
 
 // testKMS returns a two-region KMS on the local-kms servers, with a new
 // master key in each region.
-func testKMS(t *testing.T, awsCfg aws.Config) *awskms.KMS {
+func testKMS(t testing.TB, awsCfg aws.Config) *awskms.KMS {
 	t.Helper()
 	eps := map[string]string{}
 	for _, item := range strings.Split(testenv.Var(t, testenv.KMS), ",") {
