@@ -267,6 +267,11 @@ func (k *KMS) EncryptKey(ctx context.Context, key []byte) ([]byte, error) {
 		})
 	}
 	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		// Do not hand out an envelope that lacks regions only because the
+		// caller gave up.
+		return nil, fmt.Errorf("awskms: failed to encrypt key: %w", err)
+	}
 
 	var missing []error
 	keks := env.KEKs[:0]

@@ -434,3 +434,30 @@ func TestNewRejectsUnknownRegions(t *testing.T) {
 		t.Errorf("New(empty spec) = %v", err)
 	}
 }
+
+// cancelOnEncrypt cancels the context when a region's Encrypt is called,
+// as a caller giving up in the middle of EncryptKey would.
+type cancelOnEncrypt struct {
+	*fakeKMS
+	cancel context.CancelFunc
+}
+
+func (c cancelOnEncrypt) Encrypt(ctx context.Context, in *kms.EncryptInput, o ...func(*kms.Options)) (*kms.EncryptOutput, error) {
+	c.cancel()
+	return c.fakeKMS.Encrypt(ctx, in, o...)
+}
+
+func TestCanceledDuringWrapFailsInsteadOfDroppingRegions(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	west, east := newFake(t, "us-west-2"), newFake(t, "us-east-1")
+	k, err := awskms.New(ctx, awskms.Spec{Regions: threeRegions[:2]},
+		awskms.WithClient("us-west-2", west), awskms.WithClient("us-east-1", cancelOnEncrypt{east, cancel}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob, err := k.EncryptKey(ctx, newSystemKey())
+	if !errors.Is(err, context.Canceled) || blob != nil {
+		t.Fatalf("EncryptKey = %d bytes, %v; want context.Canceled and no envelope", len(blob), err)
+	}
+}

@@ -62,7 +62,7 @@ func (s *Store) List(ctx context.Context, idPrefix string) ([]*envelope.Envelope
 			break
 		}
 	}
-	return nil, errors.Join(errs...)
+	return nil, regionErrors(errs)
 }
 
 func (s *Store) list(ctx context.Context, c regional, idPrefix string) ([]*envelope.EnvelopeKeyRecord, error) {

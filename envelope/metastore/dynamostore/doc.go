@@ -26,7 +26,7 @@
 // other replica regions. Writes go to the preferred region only. Reads go
 // to the preferred region and fail over to the replicas in the order given
 // when it fails; when every region fails, the error joins each region's
-// cause. A Load that finds nothing in the preferred region also asks the
+// cause (on one line; errors.Is and errors.As see every cause). A Load that finds nothing in the preferred region also asks the
 // replicas, since the key may not have replicated yet.
 //
 // WithRegionSuffix makes the store report its region through

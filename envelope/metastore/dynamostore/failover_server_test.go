@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -72,8 +73,8 @@ func TestServerReplicaFailover(t *testing.T) {
 	if got, err := s.LoadLatest(ctx, "_SK_svc_prod"); err != nil || got.Created != 60 {
 		t.Fatalf("us-west-2 down: LoadLatest = %+v, %v", got, err)
 	}
-	if _, err := s.Load(ctx, "_SK_svc_prod", 61); !errors.Is(err, envelope.ErrNotFound) {
-		t.Fatalf("us-west-2 down: Load of a missing key = %v, want ErrNotFound from the replica", err)
+	if _, err := s.Load(ctx, "_SK_svc_prod", 61); !errors.Is(err, envelope.ErrNotFound) || !strings.Contains(err.Error(), "region us-west-2") {
+		t.Fatalf("us-west-2 down: Load of a missing key = %v, want ErrNotFound from the replica, naming the failed region", err)
 	}
 	// Writes never fail over.
 	err = s.Store(ctx, "_SK_svc_prod", 120, sk(120, "new"))
@@ -93,6 +94,9 @@ func TestServerReplicaFailover(t *testing.T) {
 		if !strings.Contains(err.Error(), r) {
 			t.Errorf("both down: error %q does not name %s", err, r)
 		}
+	}
+	if strings.Contains(err.Error(), "\n") || !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("both down: error %q: want one line, with the causes reachable", err)
 	}
 
 	west.Start(t, testenv.ServiceDynamoDB)

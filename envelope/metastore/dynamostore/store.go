@@ -246,11 +246,29 @@ func (s *Store) read(ctx context.Context, op, id string, absentFailsOver bool, g
 		return rec, nil
 	}
 	if absent {
-		// At least one region answered, and none had the key.
+		// At least one region answered, and none had the key. Say so, and
+		// keep the failures of the regions that did not answer.
+		if len(errs) > 0 {
+			return nil, fmt.Errorf("dynamostore: %s not found in the regions that answered: %w; %w", id, envelope.ErrNotFound, regionErrors(errs))
+		}
 		return nil, envelope.ErrNotFound
 	}
-	return nil, errors.Join(errs...)
+	return nil, regionErrors(errs)
 }
+
+// regionErrors joins the errors of several regions, like errors.Join
+// (errors.Is and errors.As see each of them), on one line.
+type regionErrors []error
+
+func (e regionErrors) Error() string {
+	msgs := make([]string, len(e))
+	for i, err := range e {
+		msgs[i] = err.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func (e regionErrors) Unwrap() []error { return e }
 
 // Store writes rec under (id, created) in the preferred region, unless an
 // item with that key exists: then it returns envelope.ErrKeyExists. It
