@@ -26,7 +26,7 @@ func sizeName(n int) string {
 
 // warmSession returns a session whose system and intermediate keys are
 // already cached (default policy: keys protected, caches on).
-func warmSession(b *testing.B) *envelope.Session {
+func warmSession(b testing.TB) *envelope.Session {
 	b.Helper()
 	f := newFactory(b, &envelope.Config{Service: "svc", Product: "prod"}, memstore.New())
 	s := getSession(b, f, "partition-1")

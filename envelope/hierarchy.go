@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/enc-pipe/enc-pipe/envelope/internal/keycache"
@@ -58,7 +59,7 @@ func (l skLoader) LoadLatest(ctx context.Context, id string, cur *keycache.Entry
 		}
 	}
 	if !f.usable(rec.Revoked, rec.Created, now) {
-		f.log.Debug("envelope: latest system key is revoked or expired; creating a new one",
+		f.log.DebugContext(ctx, "envelope: latest system key is revoked or expired; creating a new one",
 			"id", id, "created", rec.Created, "revoked", rec.Revoked)
 		return f.createSystemKey(ctx, id, rec.Created)
 	}
@@ -86,7 +87,7 @@ func (f *SessionFactory) refresh(ctx context.Context, kind KeyKind, e *keycache.
 	}
 	e.SetRevoked(rec.Revoked)
 	e.MarkChecked(f.now())
-	f.log.Debug("envelope: re-checked cached key", "kind", string(kind), "id", e.ID(), "created", e.Created(), "revoked", rec.Revoked)
+	f.log.DebugContext(ctx, "envelope: re-checked cached key", "kind", string(kind), "id", e.ID(), "created", e.Created(), "revoked", rec.Revoked)
 	return nil
 }
 
@@ -134,7 +135,7 @@ func (f *SessionFactory) createSystemKey(ctx context.Context, id string, latestK
 		err = f.store.Store(ctx, id, created, rec)
 		if err == nil {
 			f.count(MetricSystemKeyNew)
-			f.log.Debug("envelope: created system key", "id", id, "created", created)
+			f.log.DebugContext(ctx, "envelope: created system key", "id", id, "created", created)
 			return keycache.NewEntry(id, created, sk, false, now), nil
 		}
 		sk.Close()
@@ -143,7 +144,7 @@ func (f *SessionFactory) createSystemKey(ctx context.Context, id string, latestK
 		}
 		// Another writer created the key between our load and our store.
 		f.count(MetricStoreLostRace)
-		f.log.Debug("envelope: lost the race to create a system key; using the stored one", "id", id, "created", created)
+		f.log.DebugContext(ctx, "envelope: lost the race to create a system key; using the stored one", "id", id, "created", created)
 		rec, err = f.store.LoadLatest(ctx, id)
 		if err != nil {
 			return nil, keyErr("load latest (after a lost store race)", SystemKey, id, 0, err)
@@ -192,12 +193,12 @@ func (l ikLoader) LoadLatest(ctx context.Context, id string, cur *keycache.Entry
 				return cur, nil
 			}
 		}
-		f.log.Debug("envelope: cached intermediate key or its system key is revoked or expired; creating a new one",
+		f.log.DebugContext(ctx, "envelope: cached intermediate key or its system key is revoked or expired; creating a new one",
 			"id", id, "created", rec.Created)
 		return f.createIntermediateKey(ctx, id, rec.Created)
 	}
 	if !f.usable(rec.Revoked, rec.Created, now) {
-		f.log.Debug("envelope: latest intermediate key is revoked or expired; creating a new one",
+		f.log.DebugContext(ctx, "envelope: latest intermediate key is revoked or expired; creating a new one",
 			"id", id, "created", rec.Created, "revoked", rec.Revoked)
 		return f.createIntermediateKey(ctx, id, rec.Created)
 	}
@@ -206,7 +207,7 @@ func (l ikLoader) LoadLatest(ctx context.Context, id string, cur *keycache.Entry
 		errors.Is(err, ErrDecrypt) || errors.Is(err, ErrInvalidRecord)) {
 		// As Asherah does: a latest key that cannot serve writes is
 		// replaced rather than failing every write.
-		f.log.Warn("envelope: latest intermediate key cannot be used for writes; creating a new one",
+		f.log.WarnContext(ctx, "envelope: latest intermediate key cannot be used for writes; creating a new one",
 			"id", id, "created", rec.Created, "reason", err.Error())
 		return f.createIntermediateKey(ctx, id, rec.Created)
 	}
@@ -296,7 +297,7 @@ func (f *SessionFactory) createIntermediateKey(ctx context.Context, id string, l
 		err = f.store.Store(ctx, id, created, rec)
 		if err == nil {
 			f.count(MetricIntermediateNew)
-			f.log.Debug("envelope: created intermediate key", "id", id, "created", created,
+			f.log.DebugContext(ctx, "envelope: created intermediate key", "id", id, "created", created,
 				"system_key", sk.ID(), "system_key_created", sk.Created())
 			return keycache.NewEntry(id, created, ik, false, now), nil
 		}
@@ -305,7 +306,7 @@ func (f *SessionFactory) createIntermediateKey(ctx context.Context, id string, l
 			return nil, keyErr("store", IntermediateKey, id, created, err)
 		}
 		f.count(MetricStoreLostRace)
-		f.log.Debug("envelope: lost the race to create an intermediate key; using the stored one", "id", id, "created", created)
+		f.log.DebugContext(ctx, "envelope: lost the race to create an intermediate key; using the stored one", "id", id, "created", created)
 		rec, err = f.store.LoadLatest(ctx, id)
 		if err != nil {
 			return nil, keyErr("load latest (after a lost store race)", IntermediateKey, id, 0, err)
@@ -326,21 +327,82 @@ func (f *SessionFactory) wrapSecret(key, parent securebuf.Secret) ([]byte, error
 	var out []byte
 	err := key.WithBytes(func(kb []byte) error {
 		var err error
-		out, err = f.wrapBytes(kb, parent)
+		out, err = f.wrapBytes(nil, kb, parent)
 		return err
 	})
 	return out, err
 }
 
-// wrapBytes encrypts kb under parent (one WithBytes on parent).
-func (f *SessionFactory) wrapBytes(kb []byte, parent securebuf.Secret) ([]byte, error) {
-	var out []byte
-	err := parent.WithBytes(func(pb []byte) error {
+// keyOp carries one wrap or unwrap through Secret.WithBytes. The callbacks
+// are method values bound once per pooled keyOp, so the hot path does not
+// allocate a closure per call.
+type keyOp struct {
+	f        *SessionFactory
+	in       []byte // the key to wrap, or the blob to unwrap
+	dst      []byte // where the result goes (appended to dst[:0])
+	out      []byte
+	wrapFn   func([]byte) error
+	unwrapFn func([]byte) error
+}
+
+var keyOps = sync.Pool{New: func() any {
+	op := &keyOp{}
+	op.wrapFn = op.wrap
+	op.unwrapFn = op.unwrap
+	return op
+}}
+
+func getKeyOp(f *SessionFactory, in, dst []byte) *keyOp {
+	op := keyOps.Get().(*keyOp)
+	op.f, op.in, op.dst, op.out = f, in, dst, nil
+	return op
+}
+
+func (op *keyOp) put() {
+	op.f, op.in, op.dst, op.out = nil, nil, nil, nil
+	keyOps.Put(op)
+}
+
+// wrap runs inside parent.WithBytes: it encrypts op.in under pb.
+func (op *keyOp) wrap(pb []byte) error {
+	var err error
+	if op.f.native {
+		op.out, err = sealAppend(op.dst[:0], op.in, pb)
+	} else {
+		op.out, err = op.f.crypto.Encrypt(op.in, pb)
+	}
+	return err
+}
+
+// unwrap runs inside parent.WithBytes: it decrypts the blob op.in under pb
+// into op.dst.
+func (op *keyOp) unwrap(pb []byte) error {
+	if op.f.native {
 		var err error
-		out, err = f.crypto.Encrypt(kb, pb)
+		op.out, err = openAppend(op.dst[:0], op.in, pb)
 		return err
-	})
-	return out, err
+	}
+	pt, err := op.f.crypto.Decrypt(op.in, pb)
+	if err != nil {
+		return asDecryptErr(err)
+	}
+	defer clear(pt)
+	if len(pt) > cap(op.dst) {
+		return fmt.Errorf("%w: key of %d bytes", ErrDecrypt, len(pt))
+	}
+	op.out = append(op.dst[:0], pt...)
+	return nil
+}
+
+// wrapBytes encrypts kb under parent (one WithBytes on parent), appending
+// the blob to dst[:0] when the built-in AEAD is used.
+func (f *SessionFactory) wrapBytes(dst, kb []byte, parent securebuf.Secret) ([]byte, error) {
+	op := getKeyOp(f, kb, dst)
+	defer op.put()
+	if err := parent.WithBytes(op.wrapFn); err != nil {
+		return nil, err
+	}
+	return op.out, nil
 }
 
 // unwrapInto decrypts blob under parent and writes the key bytes into
@@ -351,45 +413,29 @@ func (f *SessionFactory) unwrapInto(dst, blob []byte, parent securebuf.Secret) (
 	if len(blob) < Overhead || len(blob)-Overhead > cap(dst) {
 		return nil, fmt.Errorf("%w: wrapped key of %d bytes", ErrDecrypt, len(blob))
 	}
-	var out []byte
-	err := parent.WithBytes(func(pb []byte) error {
-		var err error
-		if f.native {
-			out, err = openAppend(dst[:0], blob, pb)
-			return err
-		}
-		pt, err := f.crypto.Decrypt(blob, pb)
-		if err != nil {
-			return asDecryptErr(err)
-		}
-		defer clear(pt)
-		if len(pt) > cap(dst) {
-			return fmt.Errorf("%w: key of %d bytes", ErrDecrypt, len(pt))
-		}
-		out = append(dst[:0], pt...)
-		return nil
-	})
-	if err != nil {
+	op := getKeyOp(f, blob, dst)
+	defer op.put()
+	if err := parent.WithBytes(op.unwrapFn); err != nil {
 		return nil, err
 	}
-	return out, nil
+	return op.out, nil
 }
 
 // unwrapKey decrypts blob under parent into a new secret.
 func (f *SessionFactory) unwrapKey(ctx context.Context, blob []byte, parent securebuf.Secret) (securebuf.Secret, error) {
-	sc, err := f.scratch(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer sc.Release()
-	key, err := f.unwrapInto(sc.Bytes(), blob, parent)
-	if err != nil {
-		return nil, err
-	}
-	if len(key) != AES256KeySize {
-		return nil, fmt.Errorf("%w: unwrapped key has %d bytes", ErrInvalidKey, len(key))
-	}
-	return f.secrets.New(key) // copies, then wipes the scratch bytes
+	var s securebuf.Secret
+	err := f.withScratch(ctx, func(buf []byte) error {
+		key, err := f.unwrapInto(buf, blob, parent)
+		if err != nil {
+			return err
+		}
+		if len(key) != AES256KeySize {
+			return fmt.Errorf("%w: unwrapped key has %d bytes", ErrInvalidKey, len(key))
+		}
+		s, err = f.secrets.New(key) // copies, then wipes the scratch bytes
+		return err
+	})
+	return s, err
 }
 
 // seal encrypts data under a raw key (a data row key in scratch memory).
@@ -420,21 +466,26 @@ func asDecryptErr(err error) error {
 	return fmt.Errorf("%w: %w", ErrDecrypt, err)
 }
 
-// scratch returns a locked scratch slot of AES256KeySize bytes. When every
-// slot is taken it waits for one (slots are held for microseconds) rather
-// than put a key on the Go heap.
-func (f *SessionFactory) scratch(ctx context.Context) (*securebuf.Scratch, error) {
+// withScratch calls fn with a locked scratch slot of AES256KeySize bytes,
+// wiped and released when fn returns. When every slot is taken it waits
+// for one (slots are held for microseconds) rather than put a key on the
+// Go heap.
+func (f *SessionFactory) withScratch(ctx context.Context, fn func(buf []byte) error) error {
 	wait := time.Microsecond
 	for i := 0; ; i++ {
-		sc, err := f.secrets.Scratch(AES256KeySize)
-		if err == nil {
-			return sc, nil
+		called := false
+		err := f.secrets.WithScratch(AES256KeySize, func(buf []byte) error {
+			called = true
+			return fn(buf)
+		})
+		if called || err == nil {
+			return err
 		}
 		if !errors.Is(err, securebuf.ErrScratchFull) {
 			if errors.Is(err, securebuf.ErrClosed) {
-				return nil, ErrClosed
+				return ErrClosed
 			}
-			return nil, fmt.Errorf("envelope: failed to get scratch memory for a key: %w", err)
+			return fmt.Errorf("envelope: failed to get scratch memory for a key: %w", err)
 		}
 		if i < 16 {
 			runtime.Gosched()
@@ -444,7 +495,7 @@ func (f *SessionFactory) scratch(ctx context.Context) (*securebuf.Scratch, error
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-t.C:
 		}
 		wait = min(2*wait, time.Millisecond)

@@ -115,33 +115,39 @@ func (s *Session) Encrypt(ctx context.Context, data []byte) (*DataRowRecord, err
 		return nil, cacheErr(err)
 	}
 	defer ik.Release()
-	sc, err := f.scratch(ctx)
+	// One allocation for the record, its key record, the parent's meta
+	// and the wrapped data row key.
+	a := new(drrAlloc)
+	err = f.withScratch(ctx, func(drk []byte) error {
+		rand.Read(drk)
+		var err error
+		if a.drr.Data, err = f.seal(data, drk); err != nil {
+			return fmt.Errorf("envelope: failed to encrypt data: %w", err)
+		}
+		if a.key.EncryptedKey, err = f.wrapBytes(a.wrapped[:0], drk, ik.Secret()); err != nil {
+			return fmt.Errorf("envelope: failed to wrap data row key: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer sc.Release()
-	drk := sc.Bytes()[:AES256KeySize]
-	rand.Read(drk)
-	blob, err := f.seal(data, drk)
-	if err != nil {
-		return nil, fmt.Errorf("envelope: failed to encrypt data: %w", err)
-	}
-	wrapped, err := f.wrapBytes(drk, ik.Secret())
-	if err != nil {
-		return nil, fmt.Errorf("envelope: failed to wrap data row key: %w", err)
-	}
-	drr := &DataRowRecord{
-		Key: &EnvelopeKeyRecord{
-			Created:       f.now().Unix(),
-			EncryptedKey:  wrapped,
-			ParentKeyMeta: &KeyMeta{ID: ik.ID(), Created: ik.Created()},
-		},
-		Data: blob,
-	}
+	a.meta = KeyMeta{ID: ik.ID(), Created: ik.Created()}
+	a.key.Created = f.now().Unix()
+	a.key.ParentKeyMeta = &a.meta
+	a.drr.Key = &a.key
 	if f.metrics != nil {
 		f.metrics.RecordDuration(MetricEncrypt, time.Since(start))
 	}
-	return drr, nil
+	return &a.drr, nil
+}
+
+// drrAlloc holds everything Encrypt returns, allocated at once.
+type drrAlloc struct {
+	drr     DataRowRecord
+	key     EnvelopeKeyRecord
+	meta    KeyMeta
+	wrapped [AES256KeySize + Overhead]byte
 }
 
 // Decrypt returns the plaintext of drr. It checks, in this order, that the
@@ -172,18 +178,19 @@ func (s *Session) Decrypt(ctx context.Context, drr DataRowRecord) ([]byte, error
 		return nil, cacheErr(err)
 	}
 	defer ik.Release()
-	sc, err := f.scratch(ctx)
+	var pt []byte
+	err = f.withScratch(ctx, func(buf []byte) error {
+		drk, err := f.unwrapInto(buf, drr.Key.EncryptedKey, ik.Secret())
+		if err != nil {
+			return fmt.Errorf("envelope: failed to unwrap data row key: %w", err)
+		}
+		if pt, err = f.open(drr.Data, drk); err != nil {
+			return fmt.Errorf("envelope: failed to decrypt data: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	defer sc.Release()
-	drk, err := f.unwrapInto(sc.Bytes(), drr.Key.EncryptedKey, ik.Secret())
-	if err != nil {
-		return nil, fmt.Errorf("envelope: failed to unwrap data row key: %w", err)
-	}
-	pt, err := f.open(drr.Data, drk)
-	if err != nil {
-		return nil, fmt.Errorf("envelope: failed to decrypt data: %w", err)
 	}
 	if f.metrics != nil {
 		f.metrics.RecordDuration(MetricDecrypt, time.Since(start))

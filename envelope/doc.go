@@ -1,0 +1,71 @@
+// Package envelope is envelope encryption with GoDaddy Asherah's key
+// hierarchy and wire format: records written here decrypt in Asherah and
+// the other way round, against the same metastore.
+//
+// # Key hierarchy
+//
+//	master key (KMS)
+//	  └─ system key (SK)        _SK_{service}_{product}[_{region}]               metastore row
+//	       └─ intermediate key (IK)  _IK_{partition}_{service}_{product}[_{region}]  metastore row
+//	            └─ data row key (DRK)   fresh per Encrypt, wrapped inside the record
+//	                 └─ the payload
+//
+// Every generated key is 32 random bytes. Every wrap at every level is
+// AES-256-GCM with Asherah's blob layout (see NewAES256GCM):
+//
+//	blob = ciphertext || tag (16 bytes) || nonce (12 bytes)     no associated data, 28 bytes overhead
+//
+// A DataRowRecord in JSON (standard padded base64 for byte fields, Unix
+// seconds for times, Revoked omitted when false, ParentKeyMeta omitted for
+// system keys):
+//
+//	{"Key":{"Created":1795749124,"Key":"<60 bytes>","ParentKeyMeta":{"KeyId":"_IK_p_svc_prod","Created":1795749120}},"Data":"<payload+28 bytes>"}
+//
+// System and intermediate keys get created times truncated to
+// CryptoPolicy.CreateDatePrecision (a minute by default) so that
+// concurrent creators collide on one metastore row; data row keys get the
+// current second. See the key id note in keyid.go for the "_" ambiguity of
+// ids.
+//
+// # Sessions, caches and rotation
+//
+// A SessionFactory (one per service and product) hands out a Session per
+// partition. Decrypted system and intermediate keys are cached in
+// protected memory (package securebuf) according to the CryptoPolicy,
+// reference counted so that eviction never frees a key an operation is
+// using. Keys are rotated inline: a write whose latest key is expired or
+// revoked creates a new one first. Cached keys are re-read from the
+// metastore every RevokeCheckInterval; when the stored latest key differs
+// from the cached one (revoked, or replaced by another process) the cache
+// switches, which fixes Asherah's habit of writing with a revoked cached
+// key. Loads of one key are coalesced; there is no lock held across
+// metastore or KMS calls, and none shared by different partitions' writes
+// beyond short map locks.
+//
+// When two writers create the same key at once, the metastore's
+// insert-if-absent lets one win (ErrKeyExists for the others), and the
+// losers read the winner's key with LoadLatest. Any other Store error is
+// returned.
+//
+// # Memory
+//
+// System and intermediate keys live in securebuf Secrets: locked, excluded
+// from core dumps, inaccessible except inside WithBytes. A warm Encrypt or
+// Decrypt opens exactly one of them once. Data row keys live in securebuf
+// scratch slots (locked, wiped on release). AES key schedules are built
+// per operation and left to the garbage collector: the standard library
+// offers no way to place or wipe them.
+//
+// # Errors
+//
+// Errors are sentinels (ErrDecrypt, ErrPartitionMismatch, ErrInvalidRecord,
+// ErrKeyNotFound, ErrClosed, ErrInvalidConfig, ...) or *KeyError, all
+// usable with errors.Is and errors.As. The metastore contract uses
+// ErrNotFound and ErrKeyExists (types.go). Every metastore and KMS call
+// receives the caller's context.
+//
+// # Concurrency
+//
+// SessionFactory and Session are safe for concurrent use. Close sessions
+// before their factory; the factory never closes the metastore or the KMS.
+package envelope
