@@ -55,7 +55,9 @@ func WithPerm(perm fs.FileMode) FileOption {
 
 // CreateFile creates the temporary file for path and returns a File that
 // commits to path on Close. path itself is not touched until Close. It fails
-// if the directory of path does not exist or is not writable.
+// if the directory of path does not exist or is not writable, and if path
+// exists and is not a regular file (a directory, a device, a named pipe:
+// see OpenDevice).
 func CreateFile(path string, opts ...FileOption) (*File, error) {
 	o := fileOptions{perm: 0o666}
 	for _, opt := range opts {
@@ -64,8 +66,11 @@ func CreateFile(path string, opts ...FileOption) (*File, error) {
 	if path == "" {
 		return nil, errors.New("sinks: empty file name")
 	}
-	if st, err := os.Stat(path); err == nil && st.IsDir() {
-		return nil, fmt.Errorf("sinks: %s is a directory", path)
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
+		if st.IsDir() {
+			return nil, fmt.Errorf("sinks: %s is a directory", path)
+		}
+		return nil, fmt.Errorf("sinks: %s is not a regular file (use OpenDevice)", path)
 	}
 	dir, base := filepath.Split(path)
 	if dir == "" {

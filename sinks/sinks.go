@@ -14,7 +14,9 @@ package sinks
 
 import (
 	"errors"
+	"fmt"
 	"io"
+	"os"
 	"sync"
 )
 
@@ -50,10 +52,11 @@ var (
 // were written have been delivered and cannot be recalled by
 // CloseWithError, which only stops later writes.
 type Writer struct {
-	mu   sync.Mutex
-	w    io.Writer
-	name string
-	err  error // sticky: the first write error, or the close state
+	mu     sync.Mutex
+	w      io.Writer
+	name   string
+	err    error     // sticky: the first write error, or the close state
+	closer io.Closer // set by OpenDevice: closed by Close and CloseWithError
 }
 
 var _ Sink = (*Writer)(nil)
@@ -81,13 +84,14 @@ func (s *Writer) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Close marks the sink closed. The underlying writer stays open.
+// Close marks the sink closed. The underlying writer stays open, except
+// for a device opened by OpenDevice, which is closed.
 func (s *Writer) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err == nil {
 		s.err = closedError{ErrClosed}
-		return nil
+		return s.closeDevice()
 	}
 	if c, ok := s.err.(closedError); ok {
 		if c.cause == ErrClosed {
@@ -108,8 +112,39 @@ func (s *Writer) CloseWithError(cause error) error {
 	defer s.mu.Unlock()
 	if s.err == nil {
 		s.err = closedError{cause}
+		s.closeDevice()
 	}
 	return nil
+}
+
+func (s *Writer) closeDevice() error {
+	if s.closer == nil {
+		return nil
+	}
+	c := s.closer
+	s.closer = nil
+	return c.Close()
+}
+
+// OpenDevice opens an existing file that is not a regular file (a device
+// such as /dev/null, or a named pipe) for writing, as a Writer that closes
+// it on Close or CloseWithError. Such outputs cannot be written atomically
+// (there is nothing to rename), and CreateFile must not be used for them: it
+// would replace the device with a regular file.
+func OpenDevice(path string) (*Writer, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err == nil && (st.Mode().IsRegular() || st.IsDir()) {
+		err = fmt.Errorf("sinks: %s is not a device or named pipe", path)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &Writer{w: f, name: path, closer: f}, nil
 }
 
 // Name returns the name given to NewWriter.

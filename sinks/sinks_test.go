@@ -180,6 +180,31 @@ func TestFileConcurrentAbort(t *testing.T) {
 	}
 }
 
+// Devices are written in place, never replaced by a regular file.
+func TestDevice(t *testing.T) {
+	if _, err := sinks.CreateFile(os.DevNull); err == nil {
+		t.Fatal("CreateFile accepted a device")
+	}
+	s, err := sinks.OpenDevice(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Write([]byte("discarded")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(os.DevNull); err != nil || st.Mode().IsRegular() {
+		t.Fatalf("%s: %v, %v", os.DevNull, st.Mode(), err)
+	}
+	p := filepath.Join(t.TempDir(), "regular")
+	os.WriteFile(p, nil, 0o644)
+	if _, err := sinks.OpenDevice(p); err == nil {
+		t.Error("OpenDevice accepted a regular file")
+	}
+}
+
 type failWriter struct{ n int }
 
 func (w *failWriter) Write(p []byte) (int, error) {

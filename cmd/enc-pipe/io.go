@@ -139,10 +139,19 @@ func (a *app) openOutput(name string, in *input, o outputOptions) (sinks.Sink, e
 		a.track(s)
 		return s, nil
 	case location.File:
-		if in != nil && in.info != nil {
-			if st, err := os.Stat(loc.Path); err == nil && os.SameFile(st, in.info) {
-				return nil, usageErrorf("output %s is the input: write to another file", loc.Path)
+		st, err := os.Stat(loc.Path)
+		if err == nil && !st.Mode().IsRegular() && !st.IsDir() {
+			// A device or named pipe (/dev/null, a FIFO): written in
+			// place, since it cannot be replaced atomically.
+			s, err := sinks.OpenDevice(loc.Path)
+			if err != nil {
+				return nil, ioError(err, "cannot open output %s", loc.Path)
 			}
+			a.track(s)
+			return s, nil
+		}
+		if err == nil && in != nil && in.info != nil && os.SameFile(st, in.info) {
+			return nil, usageErrorf("output %s is the input: write to another file", loc.Path)
 		}
 		if o.perm == 0 {
 			o.perm = 0o666
