@@ -101,6 +101,36 @@ func TestFileAbortKeepsExistingDestination(t *testing.T) {
 	}
 }
 
+// Writes larger and smaller than the buffer, buffered and not, arrive
+// whole and in order; nothing reaches the destination before Close.
+func TestFileBuffering(t *testing.T) {
+	for _, size := range []int{0, 7, sinks.DefaultFileBuffer} {
+		dst := filepath.Join(t.TempDir(), "out")
+		s, err := sinks.CreateFile(dst, sinks.WithBuffer(size))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want bytes.Buffer
+		for i, n := range []int{1, 3, 65552, 2 << 20, 5, 100000} {
+			p := bytes.Repeat([]byte{byte(i + 'a')}, n)
+			want.Write(p)
+			if _, err := s.Write(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := os.Stat(dst); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("buffer %d: destination exists before Close", size)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := os.ReadFile(dst)
+		if !bytes.Equal(got, want.Bytes()) {
+			t.Errorf("buffer %d: got %d bytes, want %d", size, len(got), want.Len())
+		}
+	}
+}
+
 func TestFileReplacesExisting(t *testing.T) {
 	dir := t.TempDir()
 	dst := filepath.Join(dir, "out")
