@@ -16,6 +16,7 @@ import (
 	"github.com/enc-pipe/enc-pipe/envelope/kms/statickms"
 	"github.com/enc-pipe/enc-pipe/envelope/metastore/dynamostore"
 	"github.com/enc-pipe/enc-pipe/envelope/metastore/sqlstore"
+	"github.com/enc-pipe/enc-pipe/envelope/metastore/sqlstore/serverdb"
 	"github.com/enc-pipe/enc-pipe/envelope/metastore/sqlstore/sqlitedb"
 	"github.com/enc-pipe/enc-pipe/internal/config"
 )
@@ -81,11 +82,6 @@ func (a *app) resolveSettings() (*settings, error) {
 		s.kms = config.DefaultKMS(s.home)
 	} else if s.kms, err = config.ParseKMS(a.g.kms); err != nil {
 		return nil, err
-	}
-	switch s.metastore.Scheme {
-	case config.SQLite, config.DynamoDB:
-	default:
-		return nil, usageErrorf("--metastore %s: the %s metastore is not built yet (use sqlite://PATH or dynamodb://TABLE?region=R)", s.metastore.Redacted(), s.metastore.Scheme)
 	}
 	if s.kms.Kind == config.AWS {
 		if s.aws, err = awskms.ParseSpec(s.kms.AWS); err != nil {
@@ -277,6 +273,16 @@ func openMetastore(ctx context.Context, m config.Metastore, create, initSchema b
 			return nil, nil, keyError(err, "cannot open metastore %s", m.Redacted())
 		}
 		return store, closeDB, nil
+	case config.Postgres, config.MySQL:
+		dialect := sqlstore.Postgres
+		if m.Scheme == config.MySQL {
+			dialect = sqlstore.MySQL
+		}
+		db, store, err := serverdb.Open(ctx, dialect, m.DSN, serverdb.Options{CreateSchema: initSchema})
+		if err != nil {
+			return nil, nil, keyError(err, "cannot open metastore")
+		}
+		return store, db.Close, nil
 	case config.DynamoDB:
 		cfg := dynamostore.Config{Table: m.Table, Region: m.Region, Endpoint: m.Endpoint, RegionSuffix: m.RegionSuffix}
 		for _, r := range m.Replicas {
