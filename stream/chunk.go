@@ -12,7 +12,12 @@ import (
 
 // job is one chunk travelling through the pipeline: the dispatcher fills
 // in, a worker (or the caller, without workers) fills out or err and then
-// closes done, and the ordered consumer waits on done.
+// signals done, and the ordered consumer waits on done, exactly once.
+// Jobs of the parallel paths come from jobPool with a done channel of
+// capacity 1 that is reused, so that the steady state allocates nothing
+// (a garbage-free pipeline keeps the heap, and so the RSS, flat). The
+// synchronous paths use one job embedded in the Writer or Reader, with a
+// nil done.
 type job struct {
 	idx  uint64
 	last bool
@@ -94,7 +99,7 @@ const (
 	opOpen
 )
 
-// run seals or opens j, turning a panic into j.err, and closes j.done.
+// run seals or opens j, turning a panic into j.err, and signals j.done.
 func (c *chunker) run(j *job, op int) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -102,7 +107,7 @@ func (c *chunker) run(j *job, op int) {
 			j.out = nil
 		}
 		if j.done != nil {
-			close(j.done)
+			j.done <- struct{}{}
 		}
 	}()
 	if c.testHook != nil {
@@ -243,6 +248,27 @@ func openChunk(aead cipher.AEAD, n *[12]byte, idx uint64, last, full bool, aad, 
 		return nil, errTruncatedOrModified
 	}
 	return nil, ErrAuth
+}
+
+var jobPool = sync.Pool{New: func() any { return &job{done: make(chan struct{}, 1)} }}
+
+// newJob returns a pooled job for the parallel paths.
+func newJob() *job { return jobPool.Get().(*job) }
+
+// releaseJob returns j's buffers and, for a pooled job, j itself. The
+// caller must have received j's done signal, or j must never have run.
+func releaseJob(j *job) {
+	putBuf(j.a)
+	putBuf(j.b)
+	done := j.done
+	*j = job{done: done}
+	if done != nil {
+		select {
+		case <-done: // a job that ran but was never waited for
+		default:
+		}
+		jobPool.Put(j)
+	}
 }
 
 // Buffer pools, one per size. Buffers hold plaintext and ciphertext of

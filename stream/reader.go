@@ -221,8 +221,10 @@ func (r *Reader) advanceParallel() error {
 	}
 	j := r.inflight[0]
 	r.wait(j)
-	r.inflight[0] = nil
-	r.inflight = r.inflight[1:]
+	// Shift down rather than reslice, so that appends reuse the array.
+	n := copy(r.inflight, r.inflight[1:])
+	r.inflight[n] = nil
+	r.inflight = r.inflight[:n]
 	if j.err != nil {
 		err := j.err
 		releaseJob(j)
@@ -259,11 +261,12 @@ func (r *Reader) wait(j *job) {
 // per worker is in flight or src has no more chunks.
 func (r *Reader) fill() {
 	for !r.srcDone && len(r.inflight) < r.conc {
-		j := &job{done: make(chan struct{})}
+		j := newJob()
 		a, b := getBuf(r.ch.bufSize()), getBuf(r.ch.bufSize())
 		if err := r.readJob(j, a, b); err != nil {
 			putBuf(a)
 			putBuf(b)
+			releaseJob(j)
 			r.srcErr, r.srcDone = err, true
 			return
 		}

@@ -303,14 +303,14 @@ func (w *Writer) flush(last bool) error {
 		return nil
 	}
 	// Parallel: the job takes the buffer.
-	j := &job{idx: w.idx, last: last, aead: aead, a: w.buf, in: (*w.buf)[:w.n]}
+	j := newJob()
+	*j = job{idx: w.idx, last: last, aead: aead, a: w.buf, in: (*w.buf)[:w.n], done: j.done}
 	w.idx++
 	w.n = 0
 	w.buf = nil
 	if w.ch.framed {
 		j.b = getBuf(w.ch.outSize())
 	}
-	j.done = make(chan struct{})
 	if w.pipe == nil {
 		if last {
 			// A one-chunk stream: no reason to start goroutines.
@@ -385,12 +385,6 @@ func (w *Writer) release() {
 	w.buf, w.obuf = nil, nil
 	w.ch.close()
 	w.ks.close()
-}
-
-func releaseJob(j *job) {
-	putBuf(j.a)
-	putBuf(j.b)
-	j.a, j.b, j.in, j.out = nil, nil, nil, nil
 }
 
 // writePipe is the parallel path of a Writer, the ordered job/flusher
