@@ -160,10 +160,20 @@ running() { # PID
 	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
 }
 
-pid_alive() { # NAME -> 0 when its pid file names a live process
-	local f="$STATE/$1.pid"
+# pid_alive NAME -> 0 when NAME's pid file names a live process that is
+# that server of this state dir (after a reboot the pid may belong to
+# something else).
+pid_alive() {
+	local f="$STATE/$1.pid" pid cmd marker
 	[ -f "$f" ] || return 1
-	running "$(head -1 "$f" 2>/dev/null)"
+	pid="$(head -1 "$f" 2>/dev/null)"
+	running "$pid" || return 1
+	cmd="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" || return 1
+	case "$1" in
+	kafka) marker="kfake -ports $KAFKA_PORT " ;;
+	*) marker="$STATE/" ;;
+	esac
+	[[ "$cmd" == *"$marker"* ]]
 }
 
 port_of() {
