@@ -32,7 +32,10 @@
 // chain (environment, shared config, SSO, web identity, container and
 // instance roles), or from WithAWSConfig. WithEndpoint points one region at
 // another endpoint (a local test server); WithClient supplies a client
-// outright.
+// outright. Each region's call goes through the SDK's retryer (by default
+// 3 attempts with exponential backoff) before the next region is tried; to
+// fail over sooner, lower RetryMaxAttempts in the aws.Config given to
+// WithAWSConfig. Every call is also bounded by the caller's context.
 //
 // # Key material
 //
