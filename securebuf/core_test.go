@@ -672,3 +672,24 @@ func TestPurge(t *testing.T) {
 		t.Errorf("Close after Purge: %v", err)
 	}
 }
+
+// The canary check sees a change in any byte of the slack, whatever the
+// alignment of the slack's length.
+func TestCanaryEveryByte(t *testing.T) {
+	var pat [32]byte
+	copy(pat[:], patternBytes(30, 32))
+	for _, n := range []int{0, 1, 7, 31, 32, 33, 100, 4064, 4079} {
+		slack := make([]byte, n)
+		fillCanary(slack, &pat)
+		if !canaryIntact(slack, &pat) {
+			t.Fatalf("len %d: intact canary reported broken", n)
+		}
+		for i := range slack {
+			slack[i] ^= 0x01
+			if canaryIntact(slack, &pat) {
+				t.Fatalf("len %d: change at byte %d not seen", n, i)
+			}
+			slack[i] ^= 0x01
+		}
+	}
+}
