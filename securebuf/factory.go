@@ -2,8 +2,8 @@ package securebuf
 
 import (
 	"crypto/rand"
-	"encoding/binary"
 	"crypto/subtle"
+	"encoding/binary"
 	"fmt"
 	"runtime"
 	"runtime/debug"
