@@ -436,6 +436,17 @@ func TestNoSecretLeaks(t *testing.T) {
 			}
 			ctx := context.Background()
 			var drrs []*envelope.DataRowRecord
+			defer func() {
+				// The records stay decryptable by a fresh factory on the
+				// same store after everything above was closed.
+				s := getSession(t, newFactory(t, &envelope.Config{Service: "svc", Product: "prod"}, store), "p0")
+				for _, drr := range drrs {
+					if drr.Key.ParentKeyMeta.ID != "_IK_p0_svc_prod" {
+						continue
+					}
+					mustDecrypt(t, s, drr, []byte("x"))
+				}
+			}()
 			for i := range 12 {
 				s, err := f.GetSession(fmt.Sprintf("p%d", i%4))
 				if err != nil {

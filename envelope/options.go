@@ -82,5 +82,3 @@ func WithClock(now func() time.Time) FactoryOption {
 		return nil
 	}
 }
-
-func newDiscardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -99,21 +99,21 @@ func sameRecord(got, want *envelope.EnvelopeKeyRecord) error {
 		return errors.New("nil record")
 	}
 	if got.Created != want.Created {
-		return fmt.Errorf("Created = %d, want %d", got.Created, want.Created)
+		return fmt.Errorf("field Created = %d, want %d", got.Created, want.Created)
 	}
 	if got.Revoked != want.Revoked {
-		return fmt.Errorf("Revoked = %v, want %v", got.Revoked, want.Revoked)
+		return fmt.Errorf("field Revoked = %v, want %v", got.Revoked, want.Revoked)
 	}
 	if !bytes.Equal(got.EncryptedKey, want.EncryptedKey) {
-		return fmt.Errorf("Key = %x, want %x", got.EncryptedKey, want.EncryptedKey)
+		return fmt.Errorf("field Key = %x, want %x", got.EncryptedKey, want.EncryptedKey)
 	}
 	switch {
 	case want.ParentKeyMeta == nil && got.ParentKeyMeta != nil:
-		return fmt.Errorf("ParentKeyMeta = %+v, want none", *got.ParentKeyMeta)
+		return fmt.Errorf("field ParentKeyMeta = %+v, want none", *got.ParentKeyMeta)
 	case want.ParentKeyMeta != nil && got.ParentKeyMeta == nil:
-		return fmt.Errorf("ParentKeyMeta missing, want %+v", *want.ParentKeyMeta)
+		return fmt.Errorf("field ParentKeyMeta missing, want %+v", *want.ParentKeyMeta)
 	case want.ParentKeyMeta != nil && *got.ParentKeyMeta != *want.ParentKeyMeta:
-		return fmt.Errorf("ParentKeyMeta = %+v, want %+v", *got.ParentKeyMeta, *want.ParentKeyMeta)
+		return fmt.Errorf("field ParentKeyMeta = %+v, want %+v", *got.ParentKeyMeta, *want.ParentKeyMeta)
 	}
 	return nil
 }

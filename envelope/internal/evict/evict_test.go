@@ -2,7 +2,6 @@ package evict
 
 import (
 	"errors"
-	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -270,7 +269,7 @@ func TestConcurrentAccounting(t *testing.T) {
 				}
 			}
 			if r.total() != len(inserted) {
-				t.Fatal(fmt.Sprintf("%d removals for %d insertions", r.total(), len(inserted)))
+				t.Fatalf("%d removals for %d insertions", r.total(), len(inserted))
 			}
 		})
 	}
