@@ -49,8 +49,9 @@ from each object's field (a string or a number; in place only when
 decrypting, since the field must be readable). When decrypting without either,
 each record's partition is read from its key id (_IK_{partition}_{service}_{product}).
 
-Blank lines are skipped. The first bad line stops the run with an error that
-names its number; to a file OUT, nothing is written then.`
+Blank lines are skipped (with --base64 an empty line is the empty record).
+The first bad line stops the run with an error that names its number; to a
+file OUT, nothing is written then.`
 
 func (a *app) newRecordsCommand() *cobra.Command {
 	cmd := &cobra.Command{
