@@ -24,8 +24,21 @@
 // System and intermediate keys get created times truncated to
 // CryptoPolicy.CreateDatePrecision (a minute by default) so that
 // concurrent creators collide on one metastore row; data row keys get the
-// current second. See the key id note in keyid.go for the "_" ambiguity of
-// ids.
+// current second.
+//
+// # Key ids
+//
+// Ids are Asherah's plain concatenation with "_". Because "_" is both the
+// separator and a legal character of partition, service and product,
+// different triples can give the same id: partition "a_b" with service "c"
+// and partition "a" with service "b_c" both give _IK_a_b_c_{product}.
+// Such ids name the same key, so the two partitions share their key and
+// can decrypt each other's records. Asherah behaves the same and the ids
+// are kept for compatibility; keep "_" out of service and product names
+// (or out of partition ids) where that matters. With a region suffix,
+// Session.Decrypt accepts the session's own id, the unsuffixed id, and
+// the unsuffixed id followed by "_" and a region (IsRegionSuffix), and
+// nothing looser.
 //
 // # Sessions, caches and rotation
 //

@@ -2,18 +2,7 @@ package envelope
 
 import "time"
 
-// Key ids are Asherah's, plain concatenation with "_":
-//
-//	system key        _SK_{service}_{product}[_{region}]
-//	intermediate key  _IK_{partition}_{service}_{product}[_{region}]
-//
-// Because "_" is both the separator and a legal character of partition,
-// service and product, different triples can give the same id: partition
-// "a_b" with service "c" and partition "a" with service "b_c" both give
-// _IK_a_b_c_{product}. Such ids name the same key, so the two partitions
-// would share (and could decrypt each other's) records. Asherah has the same
-// property and we keep the ids unchanged for compatibility; keep "_" out of
-// service and product names (or out of partition ids) if that matters.
+// Key ids: see the package documentation (the "_" ambiguity).
 
 func systemKeyID(service, product, suffix string) string {
 	id := "_SK_" + service + "_" + product
