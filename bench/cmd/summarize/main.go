@@ -1,7 +1,10 @@
 // Command summarize turns the per-round hyperfine JSON files of bench/run.sh
 // into the Markdown tables of docs/PERFORMANCE.md: per command the median
 // throughput with min-max over rounds, and for each ratio the median of the
-// per-round ratios (both sides measured in the same round).
+// per-round ratios (both sides measured in the same round). Each table is
+// given twice: by wall-clock time, and by CPU time (user + system), which a
+// machine shared with other work disturbs much less; for a single-threaded
+// command on an idle machine the two agree.
 //
 //	summarize -bytes N round1.json round2.json …
 package main
@@ -20,6 +23,8 @@ type hyperfineFile struct {
 		Command string    `json:"command"`
 		Times   []float64 `json:"times"`
 		Mean    float64   `json:"mean"`
+		User    float64   `json:"user"`
+		System  float64   `json:"system"`
 	} `json:"results"`
 }
 
@@ -43,7 +48,8 @@ func main() {
 	size := flag.Float64("bytes", 1<<30, "plaintext bytes per command")
 	flag.Parse()
 	var order []string
-	rounds := []map[string]float64{} // command -> MB/s
+	wall := []map[string]float64{} // per round: command -> MB/s by wall time
+	cpu := []map[string]float64{}  // per round: command -> MB/s by CPU time
 	for _, path := range flag.Args() {
 		b, err := os.ReadFile(path)
 		if err != nil {
@@ -53,16 +59,27 @@ func main() {
 		if err := json.Unmarshal(b, &f); err != nil {
 			fail(fmt.Errorf("%s: %v", path, err))
 		}
-		r := map[string]float64{}
+		w, c := map[string]float64{}, map[string]float64{}
 		for _, res := range f.Results {
-			t := slices.Min(res.Times) // one run per command per round
-			r[res.Command] = *size / t / 1e6
+			w[res.Command] = *size / slices.Min(res.Times) / 1e6 // one run per command per round
+			c[res.Command] = *size / (res.User + res.System) / 1e6
 			if !slices.Contains(order, res.Command) {
 				order = append(order, res.Command)
 			}
 		}
-		rounds = append(rounds, r)
+		wall = append(wall, w)
+		cpu = append(cpu, c)
 	}
+	fmt.Println("By wall-clock time:")
+	fmt.Println()
+	tables(order, wall)
+	fmt.Println()
+	fmt.Println("By CPU time (user + system; for N workers this is throughput per core-second):")
+	fmt.Println()
+	tables(order, cpu)
+}
+
+func tables(order []string, rounds []map[string]float64) {
 	fmt.Printf("| command | MB/s median | min-max | rounds |\n|---|---:|---:|---:|\n")
 	for _, c := range order {
 		var v []float64
