@@ -66,5 +66,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(COUNT) ./...
 
 demo:
-	$(GO) run ./cmd/enc-pipe encrypt -i README.md -o README.md.ep
-	$(GO) run ./cmd/enc-pipe decrypt -i README.md.ep | cmp - README.md && echo "demo: README.md round-tripped through enc-pipe"
+	@mkdir -p bin && $(GO) build -o bin/enc-pipe ./cmd/enc-pipe
+	bin/enc-pipe encrypt -i README.md -o README.md.ep
+	bin/enc-pipe inspect README.md.ep
+	bin/enc-pipe decrypt -i README.md.ep | cmp - README.md && echo "demo: README.md round-tripped through enc-pipe"
