@@ -276,7 +276,7 @@ func TestT15FinalizerLeakDetector(t *testing.T) {
 		t.Fatalf("in use = %d", m.get(InUse))
 	}
 	// Bounded wait for the GC to run the cleanup: a timeout, not a timing.
-	for i := 0; i < 200 && m.get(FinalizedUnclosed) == 0; i++ {
+	for i := 0; i < 1000 && m.get(FinalizedUnclosed) == 0; i++ {
 		runtime.GC()
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -54,8 +54,9 @@
 //
 // # Scratch slots
 //
-// Creating a Secret costs several system calls (about 20 µs), far more
-// than encrypting a small record. Keys that live for one record, such as
+// Creating and closing a Secret costs eight system calls (tens of
+// microseconds on a 2-vCPU VM; see docs/PERFORMANCE.md), far more than
+// encrypting a small record. Keys that live for one record, such as
 // Asherah's per-record data keys, belong in a Scratch slot instead: a
 // fixed 64-byte slot carved from pages that were mapped, locked and excluded
 // from core dumps once, handed out from a free list and wiped on Release.
