@@ -3,7 +3,6 @@ package securebuf
 import (
 	"bytes"
 	"errors"
-	"sync"
 	"testing"
 )
 
@@ -299,4 +298,3 @@ func TestDegradedLockKeepsDontDump(t *testing.T) {
 	}
 }
 
-var _ sync.Locker = (*sync.Mutex)(nil)
