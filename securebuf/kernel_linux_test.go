@@ -297,4 +297,3 @@ func TestDegradedLockKeepsDontDump(t *testing.T) {
 		t.Errorf("logger got %q", msgs)
 	}
 }
-
