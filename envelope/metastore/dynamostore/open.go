@@ -138,3 +138,14 @@ func CreateTable(ctx context.Context, client TableAPI, name string) error {
 	}
 	return nil
 }
+
+// CreateTable creates the store's table through its preferred client (see
+// the package function CreateTable). It fails when that client does not
+// implement TableAPI; a *dynamodb.Client does.
+func (s *Store) CreateTable(ctx context.Context) error {
+	api, ok := s.clients[0].api.(TableAPI)
+	if !ok {
+		return fmt.Errorf("dynamostore: the client (%T) cannot create tables", s.clients[0].api)
+	}
+	return CreateTable(ctx, api, s.table)
+}

@@ -292,6 +292,10 @@ func TestServerOpenDefaultChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The table exists already (newTable): CreateTable leaves it alone.
+	if err := s.CreateTable(context.Background()); err != nil {
+		t.Fatalf("CreateTable of an existing table: %v", err)
+	}
 	if s.GetRegionSuffix() != "eu-west-1" || s.TableName() != table {
 		t.Fatalf("suffix %q, table %q", s.GetRegionSuffix(), s.TableName())
 	}

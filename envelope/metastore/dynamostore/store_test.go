@@ -1,6 +1,8 @@
 package dynamostore_test
 
 import (
+	"context"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -63,5 +65,18 @@ func TestKeyRecordRoundTrip(t *testing.T) {
 	})
 	if err != nil || string(got.EncryptedKey) != "kk" || got.Created != 7 || got.Revoked {
 		t.Errorf("binary Key: %+v %v", got, err)
+	}
+}
+
+// noTables is an API without CreateTable.
+type noTables struct{ dynamostore.API }
+
+func TestCreateTableNeedsTableAPI(t *testing.T) {
+	s, err := dynamostore.New(noTables{client("us-west-2", "http://127.0.0.1:1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateTable(context.Background()); err == nil || !strings.Contains(err.Error(), "cannot create tables") {
+		t.Fatalf("CreateTable = %v", err)
 	}
 }
