@@ -85,9 +85,9 @@ func (c *chunker) close() {
 }
 
 // bufSize is the size of every pooled buffer of a stream: a chunk plus
-// room for the tag, the compression marker, the frame prefix and the
-// one-byte lookahead.
-func (c *chunker) bufSize() int { return c.chunk + 64 }
+// room for the tag, the compression marker, the frame prefix, the
+// one-byte lookahead, and up to 63 bytes of offset (see chunkSource.next).
+func (c *chunker) bufSize() int { return c.chunk + 128 }
 
 // outSize is the size of the writer's second buffer for compressed
 // streams: the largest compressor output plus the framing.

@@ -98,7 +98,7 @@ func newReader(src io.Reader, hdr *Header, key securebuf.Secret, o *options) (*R
 	}
 	ch.testHook = o.testHook
 	r := &Reader{hdr: hdr, ks: ks, ch: ch, conc: o.concurrency, idx: o.firstIndex}
-	r.src = chunkSource{r: src, framed: ch.framed, ctSize: ch.chunk + TagSize}
+	r.src = chunkSource{r: src, framed: ch.framed, ctSize: ch.chunk + TagSize, pos: hdr.Len()}
 	if ch.framed {
 		r.src.ctSize = ch.chunk + 1 + TagSize
 	}
@@ -220,7 +220,7 @@ func (r *Reader) advanceParallel() error {
 		panic("stream: internal error: no chunk in flight and no error")
 	}
 	j := r.inflight[0]
-	r.wait(j)
+	<-j.done
 	// Shift down rather than reslice, so that appends reuse the array.
 	n := copy(r.inflight, r.inflight[1:])
 	r.inflight[n] = nil
@@ -239,28 +239,10 @@ func (r *Reader) advanceParallel() error {
 	return nil
 }
 
-// wait returns once j is opened. Meanwhile the caller opens queued jobs
-// itself instead of waiting idle: on a busy machine, where the workers may
-// not get a CPU, the Reader then runs no slower than the caller alone.
-func (r *Reader) wait(j *job) {
-	if r.w == nil {
-		<-j.done
-		return
-	}
-	for {
-		select {
-		case <-j.done:
-			return
-		case x := <-r.w.jobs:
-			r.ch.run(x, opOpen)
-		}
-	}
-}
-
 // fill reads chunks from src and hands them to the workers until one chunk
 // per worker is in flight or src has no more chunks.
 func (r *Reader) fill() {
-	for !r.srcDone && len(r.inflight) < r.conc {
+	for !r.srcDone && len(r.inflight) < r.depth() {
 		j := newJob()
 		a, b := getBuf(r.ch.bufSize()), getBuf(r.ch.bufSize())
 		if err := r.readJob(j, a, b); err != nil {
@@ -354,7 +336,15 @@ type chunkSource struct {
 	nLook   int
 	pending error // framed: error found while reading ahead
 	done    bool
+	pos     int64 // stream offset of the next byte to read from r
 }
+
+// align is the offset inside a buffer at which the chunk that starts at
+// stream offset off is placed. Keeping buffer addresses and file offsets
+// congruent modulo 64 lets the kernel copy from the page cache at full
+// speed: a read(2) into a destination misaligned with its file offset
+// copied about 3x slower on the test machine (1.5 vs 4.5 GB/s).
+func align(off int64) int { return int(off & 63) }
 
 // next reads one chunk's ciphertext into buf (which has room for
 // ctSize+1 bytes) and reports whether it is the last chunk and whether it
@@ -366,9 +356,11 @@ func (s *chunkSource) next(buf []byte) (ct []byte, last, full bool, err error) {
 	if s.framed {
 		return s.nextFramed(buf)
 	}
+	buf = buf[align(s.pos-int64(s.nLook)):]
 	n0 := copy(buf, s.look[:s.nLook])
 	s.nLook = 0
 	m, err := io.ReadFull(s.r, buf[n0:s.ctSize+1])
+	s.pos += int64(m)
 	total := n0 + m
 	switch err {
 	case nil:
@@ -395,6 +387,7 @@ func (s *chunkSource) nextFramed(buf []byte) (ct []byte, last, full bool, err er
 	if s.nLook < frameSize {
 		m, err := io.ReadFull(s.r, s.look[s.nLook:])
 		s.nLook += m
+		s.pos += int64(m)
 		if err != nil {
 			s.done = true
 			if err == io.EOF && s.nLook == 0 {
@@ -410,12 +403,16 @@ func (s *chunkSource) nextFramed(buf []byte) (ct []byte, last, full bool, err er
 		s.done = true
 		return nil, false, false, ErrAuth
 	}
-	if _, err := io.ReadFull(s.r, buf[:n]); err != nil {
+	buf = buf[align(s.pos):]
+	m, err := io.ReadFull(s.r, buf[:n])
+	s.pos += int64(m)
+	if err != nil {
 		s.done = true
 		return nil, false, false, readErr(err)
 	}
-	m, err := io.ReadFull(s.r, s.look[:])
+	m, err = io.ReadFull(s.r, s.look[:])
 	s.nLook = m
+	s.pos += int64(m)
 	switch err {
 	case nil:
 		return buf[:n], false, true, nil
@@ -430,3 +427,10 @@ func (s *chunkSource) nextFramed(buf []byte) (ct []byte, last, full bool, err er
 		return nil, false, false, err
 	}
 }
+
+// depth is how many chunks the Reader keeps in flight: enough that a
+// worker that finishes a chunk finds the next one queued instead of
+// parking and waiting for a hand-off (which, on few cores, serializes the
+// pipeline), and few enough that with the current chunk's two buffers the
+// Reader holds at most 4 × workers chunk buffers.
+func (r *Reader) depth() int { return max(2*r.conc-1, 1) }

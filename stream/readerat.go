@@ -266,9 +266,11 @@ func (r *ReaderAt) readChunks(p []byte, off int64, first, last uint64) (int, err
 			continue
 		}
 		if ct == nil {
-			ct = getBuf(int(r.chunk) + 64)
+			ct = getBuf(int(r.chunk) + 128)
 		}
-		c := (*ct)[:r.ctSize]
+		// Congruent with the file offset modulo 64: see align.
+		d := align(r.hdr.Len() + int64(i)*r.ctSize)
+		c := (*ct)[d : d+int(r.ctSize)]
 		if err := r.readCt(c, i); err != nil {
 			return n, err
 		}
@@ -280,7 +282,7 @@ func (r *ReaderAt) readChunks(p []byte, off int64, first, last uint64) (int, err
 			n += int(r.chunk)
 			continue
 		}
-		pt := getBuf(int(r.chunk) + 64)
+		pt := getBuf(int(r.chunk) + 128)
 		plain, err := r.open(i, false, true, (*pt)[:0], c)
 		if err != nil {
 			putBuf(pt)
