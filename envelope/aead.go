@@ -63,8 +63,15 @@ func newGCM(key []byte) (cipher.AEAD, error) {
 	return cipher.NewGCM(block)
 }
 
-// sealAppend appends the blob of data under key to dst.
+// sealAppend appends the blob of data under key, with a random nonce, to
+// dst.
 func sealAppend(dst, data, key []byte) ([]byte, error) {
+	return sealAppendNonce(dst, data, key, nil)
+}
+
+// sealAppendNonce is sealAppend with the nonce given by the caller (12
+// bytes from crypto/rand), or a random one when nonce is nil.
+func sealAppendNonce(dst, data, key, nonce []byte) ([]byte, error) {
 	if uint64(len(data)) > MaxPlaintextSize {
 		return nil, ErrDataTooLarge
 	}
@@ -80,9 +87,13 @@ func sealAppend(dst, data, key []byte) ([]byte, error) {
 		dst = grown
 	}
 	out := dst[:total]
-	nonce := out[total-GCMNonceSize:]
-	rand.Read(nonce)
-	gcm.Seal(out[n:n], nonce, data, nil)
+	tail := out[total-GCMNonceSize:]
+	if nonce == nil {
+		rand.Read(tail)
+	} else {
+		copy(tail, nonce)
+	}
+	gcm.Seal(out[n:n], tail, data, nil)
 	return out, nil
 }
 

@@ -327,7 +327,7 @@ func (f *SessionFactory) wrapSecret(key, parent securebuf.Secret) ([]byte, error
 	var out []byte
 	err := key.WithBytes(func(kb []byte) error {
 		var err error
-		out, err = f.wrapBytes(nil, kb, parent)
+		out, err = f.wrapBytes(nil, kb, parent, nil)
 		return err
 	})
 	return out, err
@@ -338,6 +338,7 @@ func (f *SessionFactory) wrapSecret(key, parent securebuf.Secret) ([]byte, error
 // allocate a closure per call.
 type keyOp struct {
 	f        *SessionFactory
+	nonce    []byte // for wrap: the nonce to use, or nil for a random one
 	in       []byte // the key to wrap, or the blob to unwrap
 	dst      []byte // where the result goes (appended to dst[:0])
 	out      []byte
@@ -354,12 +355,12 @@ var keyOps = sync.Pool{New: func() any {
 
 func getKeyOp(f *SessionFactory, in, dst []byte) *keyOp {
 	op := keyOps.Get().(*keyOp)
-	op.f, op.in, op.dst, op.out = f, in, dst, nil
+	op.f, op.in, op.dst, op.out, op.nonce = f, in, dst, nil, nil
 	return op
 }
 
 func (op *keyOp) put() {
-	op.f, op.in, op.dst, op.out = nil, nil, nil, nil
+	op.f, op.in, op.dst, op.out, op.nonce = nil, nil, nil, nil, nil
 	keyOps.Put(op)
 }
 
@@ -367,7 +368,7 @@ func (op *keyOp) put() {
 func (op *keyOp) wrap(pb []byte) error {
 	var err error
 	if op.f.native {
-		op.out, err = sealAppend(op.dst[:0], op.in, pb)
+		op.out, err = sealAppendNonce(op.dst[:0], op.in, pb, op.nonce)
 	} else {
 		op.out, err = op.f.crypto.Encrypt(op.in, pb)
 	}
@@ -395,9 +396,11 @@ func (op *keyOp) unwrap(pb []byte) error {
 }
 
 // wrapBytes encrypts kb under parent (one WithBytes on parent), appending
-// the blob to dst[:0] when the built-in AEAD is used.
-func (f *SessionFactory) wrapBytes(dst, kb []byte, parent securebuf.Secret) ([]byte, error) {
+// the blob to dst[:0] when the built-in AEAD is used, with nonce (nil for
+// a random one; custom AEADs always choose their own).
+func (f *SessionFactory) wrapBytes(dst, kb []byte, parent securebuf.Secret, nonce []byte) ([]byte, error) {
 	op := getKeyOp(f, kb, dst)
+	op.nonce = nonce
 	defer op.put()
 	if err := parent.WithBytes(op.wrapFn); err != nil {
 		return nil, err
@@ -424,7 +427,7 @@ func (f *SessionFactory) unwrapInto(dst, blob []byte, parent securebuf.Secret) (
 // unwrapKey decrypts blob under parent into a new secret.
 func (f *SessionFactory) unwrapKey(ctx context.Context, blob []byte, parent securebuf.Secret) (securebuf.Secret, error) {
 	var s securebuf.Secret
-	err := f.withScratch(ctx, func(buf []byte) error {
+	err := f.withScratch(ctx, AES256KeySize, func(buf []byte) error {
 		key, err := f.unwrapInto(buf, blob, parent)
 		if err != nil {
 			return err
@@ -438,10 +441,11 @@ func (f *SessionFactory) unwrapKey(ctx context.Context, blob []byte, parent secu
 	return s, err
 }
 
-// seal encrypts data under a raw key (a data row key in scratch memory).
-func (f *SessionFactory) seal(data, key []byte) ([]byte, error) {
+// seal encrypts data under a raw key (a data row key in scratch memory),
+// with nonce (nil for a random one; custom AEADs choose their own).
+func (f *SessionFactory) seal(data, key, nonce []byte) ([]byte, error) {
 	if f.native {
-		return sealAppend(nil, data, key)
+		return sealAppendNonce(nil, data, key, nonce)
 	}
 	return f.crypto.Encrypt(data, key)
 }
@@ -466,15 +470,15 @@ func asDecryptErr(err error) error {
 	return fmt.Errorf("%w: %w", ErrDecrypt, err)
 }
 
-// withScratch calls fn with a locked scratch slot of AES256KeySize bytes,
-// wiped and released when fn returns. When every slot is taken it waits
-// for one (slots are held for microseconds) rather than put a key on the
-// Go heap.
-func (f *SessionFactory) withScratch(ctx context.Context, fn func(buf []byte) error) error {
+// withScratch calls fn with a locked, zeroed scratch slot of n bytes
+// (at most securebuf.MaxScratchSize), wiped and released when fn returns.
+// When every slot is taken it waits for one (slots are held for
+// microseconds) rather than put a key on the Go heap.
+func (f *SessionFactory) withScratch(ctx context.Context, n int, fn func(buf []byte) error) error {
 	wait := time.Microsecond
 	for i := 0; ; i++ {
 		called := false
-		err := f.secrets.WithScratch(AES256KeySize, func(buf []byte) error {
+		err := f.secrets.WithScratch(n, func(buf []byte) error {
 			called = true
 			return fn(buf)
 		})

@@ -69,6 +69,7 @@ func TestRoundTripAsherahShape(t *testing.T) {
 			clock := newFakeClock(time.Date(2026, 11, 27, 12, 34, 56, 789, time.UTC))
 			f := newFactory(t, &envelope.Config{Service: "svc", Product: "prod"}, store, envelope.WithClock(clock.Now))
 			s := getSession(t, f, "partition-1")
+			nonces := map[string]bool{}
 			for _, size := range []int{0, 1, 100, 4096} {
 				payload := bytes.Repeat([]byte{0xA5}, size)
 				drr, err := s.Encrypt(context.Background(), payload)
@@ -99,6 +100,14 @@ func TestRoundTripAsherahShape(t *testing.T) {
 				}
 				if len(data) != size+28 {
 					t.Errorf("Data is %d bytes for a %d-byte payload, want +28", len(data), size)
+				}
+				// Every GCM message has its own nonce (the trailing 12 bytes).
+				for _, blob := range [][]byte{data, wrappedDRK} {
+					n := string(blob[len(blob)-12:])
+					if nonces[n] {
+						t.Fatalf("nonce %x used twice", n)
+					}
+					nonces[n] = true
 				}
 
 				// Independent decryption from the metastore rows.

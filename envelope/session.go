@@ -118,13 +118,17 @@ func (s *Session) Encrypt(ctx context.Context, data []byte) (*DataRowRecord, err
 	// One allocation for the record, its key record, the parent's meta
 	// and the wrapped data row key.
 	a := new(drrAlloc)
-	err = f.withScratch(ctx, func(drk []byte) error {
-		rand.Read(drk)
+	// One read from crypto/rand for the data row key and both nonces.
+	err = f.withScratch(ctx, AES256KeySize+2*GCMNonceSize, func(buf []byte) error {
+		rand.Read(buf)
+		drk := buf[:AES256KeySize]
+		dataNonce := buf[AES256KeySize : AES256KeySize+GCMNonceSize]
+		keyNonce := buf[AES256KeySize+GCMNonceSize:]
 		var err error
-		if a.drr.Data, err = f.seal(data, drk); err != nil {
+		if a.drr.Data, err = f.seal(data, drk, dataNonce); err != nil {
 			return fmt.Errorf("envelope: failed to encrypt data: %w", err)
 		}
-		if a.key.EncryptedKey, err = f.wrapBytes(a.wrapped[:0], drk, ik.Secret()); err != nil {
+		if a.key.EncryptedKey, err = f.wrapBytes(a.wrapped[:0], drk, ik.Secret(), keyNonce); err != nil {
 			return fmt.Errorf("envelope: failed to wrap data row key: %w", err)
 		}
 		return nil
@@ -179,7 +183,7 @@ func (s *Session) Decrypt(ctx context.Context, drr DataRowRecord) ([]byte, error
 	}
 	defer ik.Release()
 	var pt []byte
-	err = f.withScratch(ctx, func(buf []byte) error {
+	err = f.withScratch(ctx, AES256KeySize, func(buf []byte) error {
 		drk, err := f.unwrapInto(buf, drr.Key.EncryptedKey, ik.Secret())
 		if err != nil {
 			return fmt.Errorf("envelope: failed to unwrap data row key: %w", err)
