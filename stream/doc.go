@@ -62,7 +62,9 @@
 //
 // # Memory
 //
-// A Writer or Reader holds at most about (workers + 2) chunk buffers (two
-// per chunk on the read side, and when compressing), whatever the stream's
-// length. Buffers come from pools shared by all streams of the process.
+// Whatever the stream's length, a Writer holds at most workers + 2 chunk
+// buffers (twice that when compressing) and a Reader at most 4 × workers
+// (two per chunk in flight; 2 with one worker). The parallel paths allocate
+// nothing per chunk, so the heap stays flat. Buffers come from pools shared
+// by all streams of the process.
 package stream
