@@ -19,7 +19,7 @@ import (
 // before it that already authenticated, then returns the error forever.
 //
 // With more than one worker (WithConcurrency), the Reader reads ahead up to
-// one chunk per worker from src, in the caller's goroutine, and the
+// 2 × workers − 1 chunks from src, in the caller's goroutine, and the
 // workers open them in parallel; output stays in order. src is only ever
 // read from the goroutine that calls Read or WriteTo.
 type Reader struct {
