@@ -3,8 +3,10 @@ package sqlstore_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/enc-pipe/enc-pipe/envelope"
 	"github.com/enc-pipe/enc-pipe/envelope/envelopetest"
@@ -27,4 +29,43 @@ func TestConformanceSQLite(t *testing.T) {
 		_, s := openSQLite(t)
 		return s
 	})
+}
+
+// The sqlite dialect stores created as UTC text in SQLite's own format,
+// whatever the store's location, so processes in different time zones
+// agree on the primary key and rows sort by time.
+func TestSQLiteCreatedIsUTCText(t *testing.T) {
+	db, _ := openSQLite(t)
+	ctx := context.Background()
+	tokyo, err := time.LoadLocation("Asia/Tokyo")
+	if err != nil {
+		t.Skip("no time zone database:", err)
+	}
+	a, err := sqlstore.New(db, sqlstore.WithDialect(sqlstore.SQLite), sqlstore.WithLocation(tokyo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := sqlstore.New(db, sqlstore.WithDialect(sqlstore.SQLite), sqlstore.WithLocation(time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &envelope.EnvelopeKeyRecord{Created: 1795749120, EncryptedKey: []byte{1, 2, 3}}
+	if err := a.Store(ctx, "_SK_tz_test", 1795749120, rec); err != nil {
+		t.Fatal(err)
+	}
+	// (Scanning the column would let the driver parse it as a time.)
+	var typ string
+	var match bool
+	if err := db.QueryRowContext(ctx, "SELECT typeof(created), created = '2026-11-27 03:12:00' FROM encryption_key WHERE id = '_SK_tz_test'").Scan(&typ, &match); err != nil {
+		t.Fatal(err)
+	}
+	if typ != "text" || !match {
+		t.Errorf("created stored as %s, equal to '2026-11-27 03:12:00': %v", typ, match)
+	}
+	if _, err := b.Load(ctx, "_SK_tz_test", 1795749120); err != nil {
+		t.Errorf("a store in another location cannot load the row: %v", err)
+	}
+	if err := b.Store(ctx, "_SK_tz_test", 1795749120, rec); !errors.Is(err, envelope.ErrKeyExists) {
+		t.Errorf("duplicate from another location = %v, want ErrKeyExists", err)
+	}
 }
