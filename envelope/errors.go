@@ -64,6 +64,7 @@ type KeyError struct {
 	Err     error   // the cause
 }
 
+// Error names the operation, the key and the cause; never key material.
 func (e *KeyError) Error() string {
 	if e.Created != 0 {
 		return fmt.Sprintf("envelope: failed to %s %s %s (created %d): %v", e.Op, e.Kind, e.ID, e.Created, e.Err)
