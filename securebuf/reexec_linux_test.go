@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -461,11 +463,21 @@ func init() {
 		if !memcall.ReadLimits().CanLockAll {
 			return errors.New("needs CAP_IPC_LOCK so that the lock limit cannot come first")
 		}
+		// At the map limit the Go runtime cannot map memory either, and
+		// dies with "out of memory" when its heap must grow. Map the
+		// heap this child needs up front: the secrets slice at its final
+		// size, and a ballast that leaves freed spans for the handles.
+		secrets := make([]Secret, 0, 1<<17)
+		ballast := make([]byte, 256<<20)
+		ballast[len(ballast)-1] = 1
+		runtime.KeepAlive(ballast)
+		ballast = nil
+		runtime.GC()
+		debug.SetGCPercent(-1)
 		f, err := NewFactory()
 		if err != nil {
 			return err
 		}
-		var secrets []Secret
 		defer func() {
 			for _, s := range secrets {
 				_ = s.Close()
