@@ -78,7 +78,13 @@ apt_missing() {
 	local missing=()
 	pg_bindir >/dev/null || missing+=(postgresql)
 	command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
-	command -v mariadb >/dev/null || missing+=(mariadb-client)
+	# Every MariaDB command this script runs, not one of them: a partly
+	# removed install can leave mariadb but not mariadb-admin behind.
+	local c
+	for c in mariadb mariadb-admin; do
+		command -v "$c" >/dev/null || { missing+=(mariadb-client); break; }
+	done
+	command -v mariadb-install-db >/dev/null || missing+=(mariadb-server)
 	command -v gdb >/dev/null || missing+=(gdb)
 	command -v hyperfine >/dev/null || missing+=(hyperfine)
 	command -v node >/dev/null || missing+=(nodejs)
