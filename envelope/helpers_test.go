@@ -2,14 +2,9 @@ package envelope_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -19,48 +14,20 @@ import (
 	"github.com/enc-pipe/enc-pipe/envelope/metastore/memstore"
 	"github.com/enc-pipe/enc-pipe/envelope/metastore/sqlstore"
 	"github.com/enc-pipe/enc-pipe/envelope/metastore/sqlstore/sqlitedb"
+	"github.com/enc-pipe/enc-pipe/internal/asherahvectors"
 )
 
-const (
-	vectorsDir = "../testdata/asherah-vectors"
-	masterKey  = "thisIsAStaticMasterKeyForTesting"
+const masterKey = asherahvectors.MasterKey
+
+// The Asherah conformance vectors (testdata/asherah-vectors), read by the
+// module's one loader.
+type (
+	vectorSession   = asherahvectors.Session
+	vectorRecord    = asherahvectors.Record
+	negativeRecord  = asherahvectors.Negative
+	metastoreRow    = asherahvectors.Row
+	vectorPlaintext = asherahvectors.Plaintext
 )
-
-type vectorSession struct {
-	Service      string `json:"service"`
-	Product      string `json:"product"`
-	Partition    string `json:"partition"`
-	RegionSuffix string `json:"region_suffix"`
-}
-
-type vectorPlaintext struct {
-	Length    int    `json:"length"`
-	SHA256    string `json:"sha256"`
-	Hex       string `json:"hex"`
-	Generator string `json:"generator"`
-}
-
-type vectorRecord struct {
-	Name      string                 `json:"name"`
-	Scenario  string                 `json:"scenario"`
-	Session   vectorSession          `json:"session"`
-	Plaintext vectorPlaintext        `json:"plaintext"`
-	DRR       envelope.DataRowRecord `json:"drr"`
-	DRRJSON   string                 `json:"drr_json"`
-}
-
-type negativeRecord struct {
-	Name    string          `json:"name"`
-	Session vectorSession   `json:"session"`
-	DRR     json.RawMessage `json:"drr"`
-}
-
-type metastoreRow struct {
-	ID            string                     `json:"id"`
-	Created       int64                      `json:"created"`
-	Record        envelope.EnvelopeKeyRecord `json:"record"`
-	KeyRecordText string                     `json:"key_record_text"`
-}
 
 type vectors struct {
 	records   []vectorRecord
@@ -68,68 +35,19 @@ type vectors struct {
 	rows      []metastoreRow
 }
 
-var (
-	vectorsOnce sync.Once
-	vectorsData vectors
-	vectorsErr  error
-)
-
 func loadVectors(t testing.TB) vectors {
 	t.Helper()
-	vectorsOnce.Do(func() {
-		read := func(name string, v any) {
-			if vectorsErr != nil {
-				return
-			}
-			b, err := os.ReadFile(filepath.Join(vectorsDir, name))
-			if err != nil {
-				vectorsErr = err
-				return
-			}
-			vectorsErr = json.Unmarshal(b, v)
-		}
-		read("records.json", &vectorsData.records)
-		read("negative.json", &vectorsData.negatives)
-		read("metastore.json", &vectorsData.rows)
-	})
-	if vectorsErr != nil {
-		t.Fatalf("loading the Asherah vectors: %v", vectorsErr)
-	}
-	return vectorsData
+	s := asherahvectors.MustLoad(t)
+	return vectors{records: s.Records, negatives: s.Negatives, rows: s.Rows}
 }
 
 // expectedPlaintext rebuilds a vector's plaintext (hex or generator) and
 // checks it against the vector's length and SHA-256.
 func expectedPlaintext(t testing.TB, p vectorPlaintext) []byte {
 	t.Helper()
-	var b []byte
-	switch {
-	case p.Generator != "":
-		m := regexp.MustCompile(`^length (\d+); byte\[i\] = \(i\*(\d+) \+ (\d+)\) mod (\d+)$`).FindStringSubmatch(p.Generator)
-		if m == nil {
-			t.Fatalf("unknown plaintext generator %q", p.Generator)
-		}
-		n, _ := strconv.Atoi(m[1])
-		mul, _ := strconv.Atoi(m[2])
-		add, _ := strconv.Atoi(m[3])
-		mod, _ := strconv.Atoi(m[4])
-		b = make([]byte, n)
-		for i := range b {
-			b[i] = byte((i*mul + add) % mod)
-		}
-	case p.Hex != "":
-		var err error
-		if b, err = hex.DecodeString(p.Hex); err != nil {
-			t.Fatal(err)
-		}
-	default:
-		b = []byte{}
-	}
-	if len(b) != p.Length {
-		t.Fatalf("rebuilt plaintext has %d bytes, vector says %d", len(b), p.Length)
-	}
-	if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != p.SHA256 {
-		t.Fatalf("rebuilt plaintext has SHA-256 %x, vector says %s", sum, p.SHA256)
+	b, err := p.Bytes()
+	if err != nil {
+		t.Fatal(err)
 	}
 	return b
 }
