@@ -4,7 +4,10 @@
 //
 // It holds no state and makes no policy decisions; every function is a thin,
 // allocation-free wrapper over one system call (or a short read of /proc on
-// Linux for the diagnostics). All functions are safe for concurrent use.
+// Linux for the diagnostics), or, for memory protection keys on
+// linux/amd64, over one instruction (CPUID, RDPKRU, WRPKRU; pkey_*.go).
+// All functions are safe for concurrent use; ReadPKRU and WritePKRU act on
+// the calling thread only.
 package memcall
 
 import "os"
