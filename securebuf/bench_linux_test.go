@@ -1,6 +1,7 @@
 package securebuf
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -82,8 +83,12 @@ func BenchmarkCreateClose(b *testing.B) {
 	}{
 		{"securebuf", nil},
 		{"securebuf-noguard", []Option{WithGuardPages(false), WithCanary(false)}},
+		{"securebuf-pkey", []Option{WithAccessMode(AccessPKey)}},
 	} {
 		b.Run(c.name, func(b *testing.B) {
+			if strings.HasSuffix(c.name, "-pkey") {
+				requirePKey(b)
+			}
 			f := newTestFactory(b, c.opts...)
 			b.ReportAllocs()
 			for b.Loop() {
@@ -129,20 +134,48 @@ func BenchmarkAccess(b *testing.B) {
 			}
 		}
 	})
-	b.Run("WithBytes", func(b *testing.B) {
-		f := newTestFactory(b)
+	for _, m := range []AccessMode{AccessMprotect, AccessPKey} {
+		name := "WithBytes"
+		if m == AccessPKey {
+			name = "WithBytes-pkey"
+		}
+		b.Run(name, func(b *testing.B) {
+			if m == AccessPKey {
+				requirePKey(b)
+			}
+			f := newTestFactory(b, WithAccessMode(m))
+			s, err := f.CreateRandom(32)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			read := func(k []byte) error { sink = k[31]; return nil }
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := s.WithBytes(read); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("WithBytes-pkey-parallel", func(b *testing.B) {
+		requirePKey(b)
+		f := newTestFactory(b, WithAccessMode(AccessPKey))
 		s, err := f.CreateRandom(32)
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer s.Close()
-		read := func(k []byte) error { sink = k[31]; return nil }
 		b.ReportAllocs()
-		for b.Loop() {
-			if err := s.WithBytes(read); err != nil {
-				b.Fatal(err)
+		read := func(k []byte) error { _ = k[31]; return nil }
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := s.WithBytes(read); err != nil {
+					b.Error(err)
+					return
+				}
 			}
-		}
+		})
 	})
 	b.Run("WithBytes-parallel", func(b *testing.B) {
 		f := newTestFactory(b)
@@ -268,7 +301,11 @@ func BenchmarkInterleaved(b *testing.B) {
 	b.Run("create-close", func(b *testing.B) {
 		f := newTestFactory(b)
 		fu := newTestFactory(b, WithGuardPages(false), WithCanary(false))
-		var raw, rawG, sb, sbU time.Duration
+		var fp *Factory // AccessPKey, when available
+		if pkeyUsable(b) {
+			fp = newTestFactory(b, WithAccessMode(AccessPKey))
+		}
+		var raw, rawG, sb, sbU, sbP time.Duration
 		sbCycle := func(f *Factory) {
 			k := benchKey
 			s, err := f.New(k[:])
@@ -287,6 +324,9 @@ func BenchmarkInterleaved(b *testing.B) {
 				func() { t := time.Now(); sbCycle(f); sb += time.Since(t) },
 				func() { t := time.Now(); sbCycle(fu); sbU += time.Since(t) },
 			}
+			if fp != nil {
+				steps = append(steps, func() { t := time.Now(); sbCycle(fp); sbP += time.Since(t) })
+			}
 			for j := range steps {
 				steps[(i+j)%len(steps)]()
 			}
@@ -300,6 +340,11 @@ func BenchmarkInterleaved(b *testing.B) {
 		b.ReportMetric(float64(sb)/float64(raw), "securebuf/raw")
 		b.ReportMetric(float64(sb)/float64(rawG), "securebuf/raw-guarded")
 		b.ReportMetric(float64(sbU)/float64(raw), "noguard/raw")
+		if fp != nil {
+			b.ReportMetric(float64(sbP)/n, "securebuf-pkey-ns/op")
+			b.ReportMetric(float64(sbP)/float64(rawG), "pkey/raw-guarded")
+			b.ReportMetric(float64(sbP)/float64(sb), "pkey/mprotect")
+		}
 	})
 	b.Run("access", func(b *testing.B) {
 		f := newTestFactory(b)
@@ -308,15 +353,33 @@ func BenchmarkInterleaved(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer s.Close()
+		var sp Secret // the same in AccessPKey mode, when available
+		if pkeyUsable(b) {
+			fp := newTestFactory(b, WithAccessMode(AccessPKey))
+			if sp, err = fp.CreateRandom(32); err != nil {
+				b.Fatal(err)
+			}
+			defer sp.Close()
+		}
 		m, err := memcall.Map(PageSize(), memcall.NoAccess)
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer memcall.Unmap(m)
 		read := func(k []byte) error { sink = k[31]; return nil }
-		var raw, sb time.Duration
+		var raw, sb, sbP time.Duration
 		i := 0
 		for b.Loop() {
+			pkeyStep := func() {
+				if sp == nil {
+					return
+				}
+				t := time.Now()
+				if err := sp.WithBytes(read); err != nil {
+					b.Fatal(err)
+				}
+				sbP += time.Since(t)
+			}
 			rawStep := func() {
 				t := time.Now()
 				if err := unix.Mprotect(m, unix.PROT_READ); err != nil {
@@ -335,12 +398,9 @@ func BenchmarkInterleaved(b *testing.B) {
 				}
 				sb += time.Since(t)
 			}
-			if i%2 == 0 {
-				rawStep()
-				sbStep()
-			} else {
-				sbStep()
-				rawStep()
+			steps := [...]func(){rawStep, sbStep, pkeyStep}
+			for j := range steps {
+				steps[(i+j)%len(steps)]()
 			}
 			i++
 		}
@@ -348,5 +408,10 @@ func BenchmarkInterleaved(b *testing.B) {
 		b.ReportMetric(float64(raw)/n, "raw-ns/op")
 		b.ReportMetric(float64(sb)/n, "withbytes-ns/op")
 		b.ReportMetric(float64(sb)/float64(raw), "withbytes/raw")
+		if sp != nil {
+			b.ReportMetric(float64(sbP)/n, "withbytes-pkey-ns/op")
+			b.ReportMetric(float64(sbP)/float64(raw), "pkey/raw")
+			b.ReportMetric(float64(sb)/float64(sbP), "mprotect/pkey")
+		}
 	})
 }

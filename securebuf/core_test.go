@@ -17,6 +17,10 @@ import (
 )
 
 func TestRoundTripAndClosedErrors(t *testing.T) {
+	forEachMode(t, testRoundTripAndClosedErrors)
+}
+
+func testRoundTripAndClosedErrors(t *testing.T, mode AccessMode) {
 	for _, cfg := range []struct {
 		name string
 		opts []Option
@@ -25,7 +29,10 @@ func TestRoundTripAndClosedErrors(t *testing.T) {
 		{"noguard-nocanary", []Option{WithGuardPages(false), WithCanary(false)}},
 	} {
 		t.Run(cfg.name, func(t *testing.T) {
-			f := newTestFactory(t, cfg.opts...)
+			f := newTestFactory(t, append(cfg.opts, WithAccessMode(mode))...)
+			if f.AccessMode() != mode {
+				t.Fatalf("factory uses %v, want %v", f.AccessMode(), mode)
+			}
 			want := patternBytes(1, 32)
 			s, err := f.New(bytes.Clone(want))
 			if err != nil {
@@ -85,24 +92,30 @@ func TestRoundTripAndClosedErrors(t *testing.T) {
 
 // A reader's error is sticky: once the secret is closed it keeps failing.
 func TestReaderStickyError(t *testing.T) {
-	f := newTestFactory(t)
-	s, _ := f.CreateRandom(8)
-	r := s.NewReader()
-	if _, err := r.Read(make([]byte, 2)); err != nil {
-		t.Fatal(err)
-	}
-	_ = s.Close()
-	for range 2 {
-		if _, err := r.Read(make([]byte, 2)); !errors.Is(err, ErrClosed) {
-			t.Fatalf("Read after Close: %v", err)
+	forEachMode(t, func(t *testing.T, mode AccessMode) {
+		f := newTestFactory(t, WithAccessMode(mode))
+		s, _ := f.CreateRandom(8)
+		r := s.NewReader()
+		if _, err := r.Read(make([]byte, 2)); err != nil {
+			t.Fatal(err)
 		}
-	}
+		_ = s.Close()
+		for range 2 {
+			if _, err := r.Read(make([]byte, 2)); !errors.Is(err, ErrClosed) {
+				t.Fatalf("Read after Close: %v", err)
+			}
+		}
+	})
 }
 
 // T7: New wipes its input (and only on success); CreateRandom puts nothing
 // of the secret on the heap.
 func TestT7InputWipedAndNoHeapCopy(t *testing.T) {
-	f := newTestFactory(t, WithMaxSize(1<<20))
+	forEachMode(t, testT7InputWipedAndNoHeapCopy)
+}
+
+func testT7InputWipedAndNoHeapCopy(t *testing.T, mode AccessMode) {
+	f := newTestFactory(t, WithMaxSize(1<<20), WithAccessMode(mode))
 	in := patternBytes(7, 64)
 	s, err := f.New(in)
 	if err != nil {
@@ -150,23 +163,22 @@ func TestT7InputWipedAndNoHeapCopy(t *testing.T) {
 
 // T5: an underrun into the canary is reported by Close, after wiping.
 func TestT5CanaryDetectsOverwrite(t *testing.T) {
+	forEachMode(t, testT5CanaryDetectsOverwrite)
+}
+
+func testT5CanaryDetectsOverwrite(t *testing.T, mode AccessMode) {
 	m := &countingMetrics{}
-	f := newTestFactory(t, WithMetrics(m))
+	f := newTestFactory(t, WithMetrics(m), WithAccessMode(mode))
 	s, err := newPattern(f, 5, 32)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := stateOf(s)
 	// Simulate a write just in front of the data, as a buggy callback with
 	// a mutable view would do.
-	if err := memcall.Protect(st.reg.inner, memcall.ReadWrite); err != nil {
-		t.Fatal(err)
-	}
-	slack := st.reg.inner[:len(st.reg.inner)-32]
-	slack[len(slack)-1] ^= 0xFF
-	if err := memcall.Protect(st.reg.inner, memcall.NoAccess); err != nil {
-		t.Fatal(err)
-	}
+	writeInside(t, s, func(inner []byte) {
+		slack := inner[:len(inner)-32]
+		slack[len(slack)-1] ^= 0xFF
+	})
 	var wiped bool
 	f.afterWipe = func(inner []byte) {
 		wiped = !bytes.ContainsFunc(inner, func(r rune) bool { return r != 0 })
@@ -187,7 +199,7 @@ func TestT5CanaryDetectsOverwrite(t *testing.T) {
 
 	// An intact canary, and no canary at all, close cleanly.
 	for _, opts := range [][]Option{nil, {WithCanary(false)}} {
-		g := newTestFactory(t, opts...)
+		g := newTestFactory(t, append(opts, WithAccessMode(mode))...)
 		s, _ := g.CreateRandom(32)
 		if err := s.Close(); err != nil {
 			t.Errorf("Close with options %d: %v", len(opts), err)
@@ -198,8 +210,12 @@ func TestT5CanaryDetectsOverwrite(t *testing.T) {
 // T13: readers race with Close. Every reader sees the right bytes or
 // ErrClosed; none faults; Close waits for readers; no goroutine is left.
 func TestT13ConcurrentReadersAndClose(t *testing.T) {
+	forEachMode(t, testT13ConcurrentReadersAndClose)
+}
+
+func testT13ConcurrentReadersAndClose(t *testing.T, mode AccessMode) {
 	defer goleak.VerifyNone(t)
-	f := newTestFactory(t)
+	f := newTestFactory(t, WithAccessMode(mode))
 	for round := range 20 {
 		want := patternBytes(uint64(round), 32)
 		s, err := newPattern(f, uint64(round), 32)
@@ -268,9 +284,13 @@ func (s *state) readerTotal() int {
 // T15: a secret dropped without Close is closed by the GC, counted, and
 // reported with the stack that created it.
 func TestT15FinalizerLeakDetector(t *testing.T) {
+	forEachMode(t, testT15FinalizerLeakDetector)
+}
+
+func testT15FinalizerLeakDetector(t *testing.T, mode AccessMode) {
 	m := &countingMetrics{}
 	l := &recLogger{}
-	f := newTestFactory(t, WithMetrics(m), WithLogger(l))
+	f := newTestFactory(t, WithMetrics(m), WithLogger(l), WithAccessMode(mode))
 	leakSecret(t, f)
 	if m.get(InUse) != 1 {
 		t.Fatalf("in use = %d", m.get(InUse))
@@ -313,8 +333,12 @@ func leakSecret(t *testing.T, f *Factory) {
 
 // T16: the metrics match the operations.
 func TestT16Metrics(t *testing.T) {
+	forEachMode(t, testT16Metrics)
+}
+
+func testT16Metrics(t *testing.T, mode AccessMode) {
 	m := &countingMetrics{}
-	f := newTestFactory(t, WithMetrics(m))
+	f := newTestFactory(t, WithMetrics(m), WithAccessMode(mode))
 	ps := int64(PageSize())
 	a, _ := f.CreateRandom(32)
 	b, _ := f.New(make([]byte, 5000))
@@ -340,8 +364,12 @@ func TestT16Metrics(t *testing.T) {
 
 	fm := newFaultMem()
 	f.mem = fm
-	g := newTestFactory(t, WithMetrics(m))
+	g := newTestFactory(t, WithMetrics(m), WithAccessMode(mode))
 	g.mem = fm
+	protectOp := "protect" // the call that makes a new secret's pages unreadable at rest
+	if mode == AccessPKey {
+		protectOp = "pkey"
+	}
 	g.readLimits = func() memcall.Limits {
 		return memcall.Limits{MemlockSoft: 8192, MemlockHard: 8192, Locked: 8192, MapCount: 10, MaxMapCount: 65530}
 	}
@@ -353,7 +381,7 @@ func TestT16Metrics(t *testing.T) {
 		{"lock", errENOMEM, FailLockLimit},
 		{"map", errENOMEM, FailMapLimit},
 		{"dontdump", errInjected, FailDontDump},
-		{"protect", errInjected, FailProtect},
+		{protectOp, errInjected, FailProtect},
 	} {
 		fm.set(c.op, faultRule{err: c.err, times: 1})
 		if _, err := g.CreateRandom(32); err == nil {
@@ -375,7 +403,11 @@ func TestT16Metrics(t *testing.T) {
 // Every failure of the allocation path returns the documented error and
 // leaves no mapping and no registered secret behind.
 func TestAllocationFailuresLeaveNothing(t *testing.T) {
-	f := newTestFactory(t)
+	forEachMode(t, testAllocationFailuresLeaveNothing)
+}
+
+func testAllocationFailuresLeaveNothing(t *testing.T, mode AccessMode) {
+	f := newTestFactory(t, WithAccessMode(mode))
 	fm := newFaultMem()
 	f.mem = fm
 	lockLimited := func() memcall.Limits {
@@ -394,12 +426,27 @@ func TestAllocationFailuresLeaveNothing(t *testing.T) {
 	}{
 		{"mmap ENOMEM", "map", errENOMEM, lockLimited, ErrMapLimit, []string{"mmap of 12288 bytes", "vm.max_map_count=65530"}},
 		{"dontdump", "dontdump", errInjected, lockLimited, ErrNoDontDump, []string{"MADV_DONTDUMP"}},
-		{"mprotect rw ENOMEM", "protect:read-write", errENOMEM, lockLimited, ErrMapLimit, []string{"mprotect"}},
-		{"mprotect none", "protect:none", errInjected, lockLimited, ErrProtect, nil},
 		{"mlock at the limit", "lock", errENOMEM, lockLimited, ErrLockLimit, []string{
 			"soft=65536 bytes (64 KiB)", "hard=131072 bytes", "VmLck)=65536 bytes", "mlock of 4096 bytes",
 			"CAP_IPC_LOCK", "ulimit -l", "--ulimit memlock", "LimitMEMLOCK", "WithRequireLock(false)"}},
 		{"mlock with CAP_IPC_LOCK", "lock", errENOMEM, capHeld, ErrMapLimit, []string{"mappings now=65530"}},
+	}
+	type failCase = struct {
+		name   string
+		op     string
+		err    error
+		limits func() memcall.Limits
+		want   error
+		msg    []string
+	}
+	if mode == AccessPKey {
+		cases = append(cases,
+			failCase{"pkey_mprotect ENOMEM", "pkey:read-write", errENOMEM, lockLimited, ErrMapLimit, []string{"pkey_mprotect of 4096 bytes"}},
+			failCase{"pkey_mprotect other", "pkey", errInjected, lockLimited, ErrProtect, []string{"pkey_mprotect of 4096 bytes"}})
+	} else {
+		cases = append(cases,
+			failCase{"mprotect rw ENOMEM", "protect:read-write", errENOMEM, lockLimited, ErrMapLimit, []string{"mprotect"}},
+			failCase{"mprotect none", "protect:none", errInjected, lockLimited, ErrProtect, nil})
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -496,17 +543,53 @@ func TestAccessAndCloseFailures(t *testing.T) {
 	}
 }
 
+// In AccessPKey mode neither WithBytes nor Close changes a page protection:
+// with every mprotect failing, they still work, and Close still wipes.
+func TestPKeyAccessMakesNoProtectCalls(t *testing.T) {
+	requirePKey(t)
+	f := newTestFactory(t, WithAccessMode(AccessPKey))
+	fm := newFaultMem()
+	f.mem = fm
+	s, err := newPattern(f, 13, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fm.set("protect", faultRule{err: errInjected})
+	for range 3 {
+		mustEqual(t, s, patternBytes(13, 32))
+	}
+	var wiped bool
+	f.afterWipe = func(inner []byte) { wiped = !bytes.ContainsFunc(inner, func(r rune) bool { return r != 0 }) }
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close with mprotect failing: %v", err)
+	}
+	if !wiped {
+		t.Error("Close did not wipe")
+	}
+	// The control: the same fault breaks an AccessMprotect factory.
+	g := newTestFactory(t)
+	g.mem = fm
+	if _, err := g.CreateRandom(32); !errors.Is(err, ErrProtect) {
+		t.Fatalf("AccessMprotect with mprotect failing: %v, want ErrProtect", err)
+	}
+}
+
 // T18: sizes around page boundaries and absurd sizes.
 func FuzzNew(f *testing.F) {
 	ps := PageSize()
 	for _, n := range []int{0, 1, ps - canaryMin - 1, ps - canaryMin, ps - 1, ps, ps + 1, 3*ps + 7, -1, math.MaxInt, 1 << 62, DefaultMaxSize, DefaultMaxSize + 1} {
 		f.Add(n, []byte("seed"))
 	}
-	fac, err := NewFactory()
-	if err != nil {
-		f.Fatal(err)
+	facs := []*Factory{}
+	for _, m := range accessModes(f) {
+		fac, err := NewFactory(WithAccessMode(m))
+		if err != nil {
+			f.Fatal(err)
+		}
+		facs = append(facs, fac)
 	}
 	f.Fuzz(func(t *testing.T, n int, data []byte) {
+		fac := facs[len(data)%len(facs)] // both modes see every kind of input
 		if n <= 0 || n > DefaultMaxSize {
 			if _, err := fac.CreateRandom(n); !errors.Is(err, ErrInvalidSize) {
 				t.Fatalf("CreateRandom(%d): %v", n, err)
@@ -555,7 +638,25 @@ func FuzzNew(f *testing.F) {
 }
 
 func TestEqual(t *testing.T) {
-	f := newTestFactory(t)
+	forEachMode(t, testEqual)
+	if pkeyUsable(t) {
+		// Nested callbacks across modes: a PKey secret read inside an
+		// mprotect secret's callback and the other way round.
+		p := newTestFactory(t, WithAccessMode(AccessPKey))
+		m := newTestFactory(t)
+		a, _ := p.New(patternBytes(1, 32))
+		b, _ := m.New(patternBytes(1, 32))
+		defer func() { a.Close(); b.Close() }()
+		for _, pair := range [][2]Secret{{a, b}, {b, a}} {
+			if ok, err := Equal(pair[0], pair[1]); !ok || err != nil {
+				t.Errorf("Equal across modes = %v, %v", ok, err)
+			}
+		}
+	}
+}
+
+func testEqual(t *testing.T, mode AccessMode) {
+	f := newTestFactory(t, WithAccessMode(mode))
 	a, _ := f.New(patternBytes(1, 32))
 	b, _ := f.New(patternBytes(1, 32))
 	c, _ := f.New(patternBytes(2, 32))
@@ -603,7 +704,8 @@ func TestFormattingRedacts(t *testing.T) {
 }
 
 func TestOptionsValidate(t *testing.T) {
-	for _, o := range []Option{WithMaxSize(0), WithMaxSize(-1), WithMaxSize(2 << 30), WithScratchPages(0), WithMetrics(nil), WithLogger(nil)} {
+	for _, o := range []Option{WithMaxSize(0), WithMaxSize(-1), WithMaxSize(2 << 30), WithScratchPages(0), WithMetrics(nil), WithLogger(nil),
+		WithAccessMode(-1), WithAccessMode(AccessAuto + 1)} {
 		if _, err := NewFactory(o); err == nil {
 			t.Error("invalid option accepted")
 		}
@@ -641,7 +743,11 @@ func TestPreflight(t *testing.T) {
 
 // Purge wipes every live secret and never waits for a running callback.
 func TestPurge(t *testing.T) {
-	f := newTestFactory(t)
+	forEachMode(t, testPurge)
+}
+
+func testPurge(t *testing.T, mode AccessMode) {
+	f := newTestFactory(t, WithAccessMode(mode))
 	var wipes int
 	f.afterWipe = func([]byte) { wipes++ }
 	a, _ := f.CreateRandom(32)

@@ -46,9 +46,13 @@ func (r *reentrant) reenter() {
 // (the lock limit, a failing mprotect) while Metrics and Logger call back
 // into the package; every operation returns an error in time.
 func TestT20FailuresUnderLocksDoNotDeadlock(t *testing.T) {
+	forEachMode(t, testT20FailuresUnderLocksDoNotDeadlock)
+}
+
+func testT20FailuresUnderLocksDoNotDeadlock(t *testing.T, mode AccessMode) {
 	const limit = 20 * time.Second
 	r := &reentrant{}
-	f := newTestFactory(t, WithMetrics(r), WithLogger(r), WithScratchPages(2))
+	f := newTestFactory(t, WithMetrics(r), WithLogger(r), WithScratchPages(2), WithAccessMode(mode))
 	r.f = f
 	fm := newFaultMem()
 	f.mem = fm
@@ -87,8 +91,23 @@ func TestT20FailuresUnderLocksDoNotDeadlock(t *testing.T) {
 	})
 	fm.clearFaults()
 
+	if mode == AccessPKey {
+		// Tagging a new secret fails; the access path makes no system
+		// call that could fail.
+		fm.set("pkey", faultRule{err: errInjected, times: 1})
+		within(t, limit, "CreateRandom with pkey_mprotect failing", func() {
+			if _, err := f.CreateRandom(32); !errors.Is(err, ErrProtect) {
+				t.Errorf("CreateRandom: %v", err)
+			}
+		})
+		fm.clearFaults()
+	}
 	// WithBytes: the first reader's mprotect fails under s.mu.
-	for _, step := range []string{"protect:read", "protect:none", "protect:read-write"} {
+	steps := []string{"protect:read", "protect:none", "protect:read-write"}
+	if mode == AccessPKey {
+		steps = nil
+	}
+	for _, step := range steps {
 		h := newTarget()
 		r.target.Store(h)
 		fm.set(step, faultRule{err: errInjected, times: 1})

@@ -24,6 +24,7 @@ const canaryMin = 16
 type Factory struct {
 	opts   options
 	mem    memOps
+	pkey   int // the process's protection key in AccessPKey mode, else noPKey
 	canary [32]byte
 	closed atomic.Bool
 
@@ -42,15 +43,32 @@ type Factory struct {
 }
 
 // NewFactory returns a Factory configured by opts. It allocates no
-// protected memory: the scratch arena is mapped on first use.
+// protected memory: the scratch arena is mapped on first use. With
+// WithAccessMode(AccessPKey) it fails with an error matching ErrNoPKey when
+// memory protection keys cannot be used here.
 func NewFactory(opts ...Option) (*Factory, error) {
-	f := &Factory{opts: defaultOptions(), mem: osMem{}, readLimits: memcall.ReadLimits}
+	f := &Factory{opts: defaultOptions(), mem: osMem{}, pkey: noPKey, readLimits: memcall.ReadLimits}
 	for _, o := range opts {
 		if o == nil {
 			continue
 		}
 		if err := o(&f.opts); err != nil {
 			return nil, err
+		}
+	}
+	switch f.opts.access {
+	case AccessPKey:
+		k, err := processPKey()
+		if err != nil {
+			return nil, err
+		}
+		f.pkey = k
+	case AccessAuto:
+		k, err := processPKey()
+		if err == nil {
+			f.pkey = k
+		} else if f.opts.logger != nil {
+			f.opts.logger.Debugf("securebuf: AccessAuto uses mprotect: %v", err)
 		}
 	}
 	rand.Read(f.canary[:])
@@ -62,12 +80,8 @@ func NewFactory(opts ...Option) (*Factory, error) {
 // When New fails, b is left as it was. len(b) must be between 1 and the
 // factory's maximum size, or New fails with ErrInvalidSize.
 func (f *Factory) New(b []byte) (Secret, error) {
-	s, err := f.newState(len(b))
+	s, err := f.newSecret(len(b), func(data []byte) { subtle.ConstantTimeCopy(1, data, b) })
 	if err != nil {
-		return nil, err
-	}
-	subtle.ConstantTimeCopy(1, s.data, b)
-	if err := s.seal(); err != nil {
 		return nil, err
 	}
 	clear(b)
@@ -78,19 +92,41 @@ func (f *Factory) New(b []byte) (Secret, error) {
 // CreateRandom returns a secret of n bytes read from crypto/rand straight
 // into protected memory; the bytes never pass through the Go heap.
 func (f *Factory) CreateRandom(n int) (Secret, error) {
-	s, err := f.newState(n)
+	s, err := f.newSecret(n, func(data []byte) { rand.Read(data) })
 	if err != nil {
-		return nil, err
-	}
-	rand.Read(s.data)
-	if err := s.seal(); err != nil {
 		return nil, err
 	}
 	return s.handle(), nil
 }
 
-// newState maps a region for n bytes and returns the state with its data
-// pages read-write, ready to be filled and sealed.
+// newSecret maps a region for n bytes, writes the canary, has fill write
+// the n data bytes and seals the state. fill must not keep the slice. In
+// AccessPKey mode fill runs with write access granted to the calling thread
+// only; in AccessMprotect mode the pages are read-write until the seal.
+func (f *Factory) newSecret(n int, fill func(data []byte)) (*state, error) {
+	s, err := f.newState(n)
+	if err != nil {
+		return nil, err
+	}
+	write := func() {
+		if f.opts.canary {
+			fillCanary(s.reg.inner[:len(s.reg.inner)-n], &f.canary)
+		}
+		fill(s.data)
+	}
+	if f.pkey != noPKey {
+		withPKeyAccess(f.pkey, true, write)
+	} else {
+		write()
+	}
+	if err := s.seal(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// newState maps a region for n bytes and returns the state, ready to be
+// filled and sealed.
 func (f *Factory) newState(n int) (*state, error) {
 	if f == nil {
 		return nil, fmt.Errorf("securebuf: nil *Factory")
@@ -105,16 +141,13 @@ func (f *Factory) newState(n int) (*state, error) {
 	if f.opts.canary {
 		slack = canaryMin
 	}
-	r, err := f.mapRegion(roundPages(n + slack))
+	r, err := f.mapRegion(roundPages(n+slack), f.pkey)
 	if err != nil {
 		return nil, err
 	}
 	s := &state{f: f, reg: r, n: n}
 	s.cond.L = &s.mu
 	s.data = r.inner[len(r.inner)-n : len(r.inner) : len(r.inner)]
-	if f.opts.canary {
-		fillCanary(r.inner[:len(r.inner)-n], &f.canary)
-	}
 	if f.opts.logger != nil {
 		s.stack = debug.Stack()
 	}

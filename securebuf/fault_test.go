@@ -33,7 +33,11 @@ func probe(p *byte, write bool) (addr uintptr, faulted bool) {
 
 // T3: every forbidden access faults at the expected address.
 func TestT3InProcessFaults(t *testing.T) {
-	f := newTestFactory(t)
+	forEachMode(t, testT3InProcessFaults)
+}
+
+func testT3InProcessFaults(t *testing.T, mode AccessMode) {
+	f := newTestFactory(t, WithAccessMode(mode))
 	s, err := newPattern(f, 3, 32)
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/enc-pipe/enc-pipe/internal/testenv"
 	"github.com/enc-pipe/enc-pipe/securebuf/internal/memcall"
 )
 
@@ -20,6 +21,68 @@ func TestMain(m *testing.M) {
 		os.Exit(runChild(mode))
 	}
 	os.Exit(m.Run())
+}
+
+// pkeyUsable reports whether AccessPKey works in this process. When it does
+// not although the CPU has PKU, the test fails under CI=true (a broken mode
+// must not pass as "not tested") and says why otherwise.
+func pkeyUsable(t testing.TB) bool {
+	t.Helper()
+	err := PKeyAvailable()
+	if err == nil {
+		return true
+	}
+	if memcall.CPUHasPKU() && testenv.InCI() {
+		t.Fatalf("the CPU has PKU but AccessPKey does not work: %v", err)
+	}
+	t.Logf("AccessPKey not tested here: %v", err)
+	return false
+}
+
+// requirePKey skips the test (fails it under CI=true when the CPU has
+// PKU) unless AccessPKey works.
+func requirePKey(t testing.TB) {
+	t.Helper()
+	if !pkeyUsable(t) {
+		t.Skip("AccessPKey is not available here (see the log line above)")
+	}
+}
+
+// accessModes are the modes a mode-independent test runs in:
+// AccessMprotect always, AccessPKey where it works.
+func accessModes(t testing.TB) []AccessMode {
+	t.Helper()
+	modes := []AccessMode{AccessMprotect}
+	if pkeyUsable(t) {
+		modes = append(modes, AccessPKey)
+	}
+	return modes
+}
+
+// forEachMode runs fn as one subtest per access mode, named after it.
+func forEachMode(t *testing.T, fn func(t *testing.T, m AccessMode)) {
+	t.Helper()
+	for _, m := range accessModes(t) {
+		t.Run(m.String(), func(t *testing.T) { fn(t, m) })
+	}
+}
+
+// writeInside runs fn while the data pages of s may be written by this
+// goroutine, as a buggy callback with a mutable view would do.
+func writeInside(t testing.TB, s Secret, fn func(inner []byte)) {
+	t.Helper()
+	st := stateOf(s)
+	if k := st.f.pkey; k != noPKey {
+		withPKeyAccess(k, true, func() { fn(st.reg.inner) })
+		return
+	}
+	if err := memcall.Protect(st.reg.inner, memcall.ReadWrite); err != nil {
+		t.Fatal(err)
+	}
+	fn(st.reg.inner)
+	if err := memcall.Protect(st.reg.inner, memcall.NoAccess); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func newTestFactory(t testing.TB, opts ...Option) *Factory {
@@ -54,12 +117,8 @@ func patternBytes(seed uint64, n int) []byte {
 // newPattern creates a secret whose bytes are generated straight into its
 // protected pages, never on the heap.
 func newPattern(f *Factory, seed uint64, n int) (Secret, error) {
-	s, err := f.newState(n)
+	s, err := f.newSecret(n, func(data []byte) { pattern(seed, data) })
 	if err != nil {
-		return nil, err
-	}
-	pattern(seed, s.data)
-	if err := s.seal(); err != nil {
 		return nil, err
 	}
 	return s.handle(), nil
@@ -220,6 +279,13 @@ func (m *faultMem) Protect(b []byte, p memcall.Prot) error {
 		return err
 	}
 	return m.osMem.Protect(b, p)
+}
+
+func (m *faultMem) PKeyProtect(b []byte, p memcall.Prot, key int) error {
+	if err := m.check("pkey", p); err != nil {
+		return err
+	}
+	return m.osMem.PKeyProtect(b, p, key)
 }
 
 func (m *faultMem) Lock(b []byte) error {

@@ -3,12 +3,40 @@ package securebuf
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 )
 
+// restPerms is what /proc/self/smaps shows for a secret's data pages at
+// rest: no access in AccessMprotect mode; read-write page tables in
+// AccessPKey mode, where the protection key denies every thread.
+func restPerms(mode AccessMode) string {
+	if mode == AccessPKey {
+		return "rw-p"
+	}
+	return "---p"
+}
+
+// checkDataKey checks the ProtectionKey line of a secret's data mapping:
+// the factory's key in AccessPKey mode, key 0 (or no line, on a kernel
+// without protection keys) otherwise.
+func checkDataKey(t testing.TB, what string, f *Factory, v vma) {
+	t.Helper()
+	switch {
+	case f.AccessMode() == AccessPKey && (v.pkey != f.pkey || v.pkey <= 0):
+		t.Errorf("%s: ProtectionKey %d, want the factory's key %d", what, v.pkey, f.pkey)
+	case f.AccessMode() == AccessMprotect && v.pkey > 0:
+		t.Errorf("%s: ProtectionKey %d in AccessMprotect mode, want 0", what, v.pkey)
+	}
+}
+
 // T1: locking and dump exclusion, seen by the kernel.
 func TestT1LockedAndExcludedFromDumps(t *testing.T) {
-	f := newTestFactory(t)
+	forEachMode(t, testT1LockedAndExcludedFromDumps)
+}
+
+func testT1LockedAndExcludedFromDumps(t *testing.T, mode AccessMode) {
+	f := newTestFactory(t, WithAccessMode(mode))
 	ps := int64(PageSize())
 	for _, n := range []int{32, int(ps) - canaryMin, 5000} {
 		base := vmLck(t)
@@ -22,9 +50,10 @@ func TestT1LockedAndExcludedFromDumps(t *testing.T) {
 		}
 		r := stateOf(s).reg
 		data := mustSmaps(t, addrOf(r.inner))
-		if data.perms != "---p" {
-			t.Errorf("n=%d: data pages at rest are %s, want ---p", n, data.perms)
+		if want := restPerms(mode); data.perms != want {
+			t.Errorf("n=%d: data pages at rest are %s, want %s", n, data.perms, want)
 		}
+		checkDataKey(t, fmt.Sprintf("n=%d: data pages", n), f, data)
 		for _, fl := range []string{"lo", "dd", "wf"} {
 			if !data.flags[fl] {
 				t.Errorf("n=%d: data mapping lacks VmFlag %q (flags %v)", n, fl, data.flags)
@@ -40,6 +69,9 @@ func TestT1LockedAndExcludedFromDumps(t *testing.T) {
 			}
 			if gv.start == data.start {
 				t.Errorf("n=%d: guard page shares the data mapping", n)
+			}
+			if gv.pkey > 0 {
+				t.Errorf("n=%d: guard page carries protection key %d, want 0", n, gv.pkey)
 			}
 		}
 		if err := s.Close(); err != nil {
@@ -170,7 +202,11 @@ func TestT14NestedAndConcurrentReaders(t *testing.T) {
 // T6: the wipe happens before munmap and covers the whole data pages; the
 // region is gone afterwards and the lock is released.
 func TestT6WipeOnFree(t *testing.T) {
-	f := newTestFactory(t)
+	forEachMode(t, testT6WipeOnFree)
+}
+
+func testT6WipeOnFree(t *testing.T, mode AccessMode) {
+	f := newTestFactory(t, WithAccessMode(mode))
 	base := vmLck(t)
 	var wiped [][]byte
 	f.afterWipe = func(inner []byte) {
@@ -208,8 +244,12 @@ func TestT6WipeOnFree(t *testing.T) {
 // Scratch arena pages: locked, excluded from dumps, read-write, guarded,
 // and released (wiped, unmapped, unlocked) when the factory closes.
 func TestScratchArenaMapping(t *testing.T) {
+	forEachMode(t, testScratchArenaMapping)
+}
+
+func testScratchArenaMapping(t *testing.T, mode AccessMode) {
 	base := vmLck(t)
-	f, err := NewFactory()
+	f, err := NewFactory(WithAccessMode(mode))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,6 +272,9 @@ func TestScratchArenaMapping(t *testing.T) {
 	v := mustSmaps(t, addrOf(b))
 	if v.perms != "rw-p" || !v.flags["lo"] || !v.flags["dd"] || !v.flags["wf"] {
 		t.Errorf("arena mapping %s flags %v, want rw-p with lo dd wf", v.perms, v.flags)
+	}
+	if v.pkey > 0 {
+		t.Errorf("arena mapping carries protection key %d: scratch slots are untagged in every mode", v.pkey)
 	}
 	if got := vmLck(t) - base; got != int64(PageSize()) {
 		t.Errorf("arena locks %d bytes, want one page", got)
@@ -270,9 +313,13 @@ func TestScratchArenaMapping(t *testing.T) {
 // exclusion; it is exercised for real in the lock-limit child. Here: the
 // degraded path with an injected mlock failure.
 func TestDegradedLockKeepsDontDump(t *testing.T) {
+	forEachMode(t, testDegradedLockKeepsDontDump)
+}
+
+func testDegradedLockKeepsDontDump(t *testing.T, mode AccessMode) {
 	m := &countingMetrics{}
 	l := &recLogger{}
-	f := newTestFactory(t, WithRequireLock(false), WithMetrics(m), WithLogger(l))
+	f := newTestFactory(t, WithRequireLock(false), WithMetrics(m), WithLogger(l), WithAccessMode(mode))
 	fm := newFaultMem()
 	f.mem = fm
 	fm.set("lock", faultRule{err: errENOMEM})
@@ -283,9 +330,10 @@ func TestDegradedLockKeepsDontDump(t *testing.T) {
 	}
 	defer s.Close()
 	v := mustSmaps(t, addrOf(stateOf(s).reg.inner))
-	if v.flags["lo"] || !v.flags["dd"] || v.perms != "---p" {
-		t.Errorf("degraded secret mapping %s flags %v: want unlocked, dd, ---p", v.perms, v.flags)
+	if v.flags["lo"] || !v.flags["dd"] || v.perms != restPerms(mode) {
+		t.Errorf("degraded secret mapping %s flags %v: want unlocked, dd, %s", v.perms, v.flags, restPerms(mode))
 	}
+	checkDataKey(t, "degraded secret", f, v)
 	if vmLck(t) != base {
 		t.Error("degraded secret is locked")
 	}

@@ -13,6 +13,7 @@ type memOps interface {
 	Map(n int, p memcall.Prot) ([]byte, error)
 	Unmap(b []byte) error
 	Protect(b []byte, p memcall.Prot) error
+	PKeyProtect(b []byte, p memcall.Prot, key int) error
 	Lock(b []byte) error
 	DontDump(b []byte) error
 	WipeOnFork(b []byte) error
@@ -20,12 +21,13 @@ type memOps interface {
 
 type osMem struct{}
 
-func (osMem) Map(n int, p memcall.Prot) ([]byte, error) { return memcall.Map(n, p) }
-func (osMem) Unmap(b []byte) error                      { return memcall.Unmap(b) }
-func (osMem) Protect(b []byte, p memcall.Prot) error    { return memcall.Protect(b, p) }
-func (osMem) Lock(b []byte) error                       { return memcall.Lock(b) }
-func (osMem) DontDump(b []byte) error                   { return memcall.DontDump(b) }
-func (osMem) WipeOnFork(b []byte) error                 { return memcall.WipeOnFork(b) }
+func (osMem) Map(n int, p memcall.Prot) ([]byte, error)         { return memcall.Map(n, p) }
+func (osMem) Unmap(b []byte) error                              { return memcall.Unmap(b) }
+func (osMem) Protect(b []byte, p memcall.Prot) error            { return memcall.Protect(b, p) }
+func (osMem) PKeyProtect(b []byte, p memcall.Prot, k int) error { return memcall.PKeyProtect(b, p, k) }
+func (osMem) Lock(b []byte) error                               { return memcall.Lock(b) }
+func (osMem) DontDump(b []byte) error                           { return memcall.DontDump(b) }
+func (osMem) WipeOnFork(b []byte) error                         { return memcall.WipeOnFork(b) }
 
 var _ memOps = osMem{}
 
@@ -48,17 +50,19 @@ func roundPages(n int) int {
 // mapRegion maps dataBytes (a multiple of the page size) of data pages,
 // with guard pages around them when the factory wants them. The data pages
 // come back read-write, excluded from core dumps and locked (unless locking
-// failed and the factory does not require it). On error nothing is left
-// mapped and the failure has been counted.
-func (f *Factory) mapRegion(dataBytes int) (region, error) {
-	r, err := f.mapRegion1(dataBytes)
+// failed and the factory does not require it). With a protection key
+// (pkey != noPKey) they are tagged with it before anything is written, so
+// only a thread that opens the key can read or write them. On error
+// nothing is left mapped and the failure has been counted.
+func (f *Factory) mapRegion(dataBytes, pkey int) (region, error) {
+	r, err := f.mapRegion1(dataBytes, pkey)
 	if err != nil {
 		f.opts.metrics.Add(metricFor(err), 1)
 	}
 	return r, err
 }
 
-func (f *Factory) mapRegion1(dataBytes int) (region, error) {
+func (f *Factory) mapRegion1(dataBytes, pkey int) (region, error) {
 	guard := 0
 	prot := memcall.ReadWrite
 	if f.opts.guardPages {
@@ -80,13 +84,26 @@ func (f *Factory) mapRegion1(dataBytes int) (region, error) {
 		return fail(fmt.Errorf("%w: madvise(MADV_DONTDUMP) of %d bytes: %w", ErrNoDontDump, total, err))
 	}
 	_ = f.mem.WipeOnFork(all) // best effort: EINVAL before Linux 4.14
-	if guard > 0 {
-		if err := f.mem.Protect(r.inner, memcall.ReadWrite); err != nil {
-			return fail(classifyMapErr("mprotect", dataBytes, err, ErrProtect, f.readLimits))
+	var lockErr error
+	if pkey != noPKey {
+		// The data pages become read-write in the page tables and
+		// tagged: the guard pages keep key 0 and PROT_NONE.
+		if err := f.mem.PKeyProtect(r.inner, memcall.ReadWrite, pkey); err != nil {
+			return fail(classifyMapErr("pkey_mprotect", dataBytes, err, ErrProtect, f.readLimits))
 		}
+		// mlock faults the pages in for writing, which the kernel
+		// refuses (ENOMEM) unless this thread may write them.
+		withPKeyAccess(pkey, true, func() { lockErr = f.mem.Lock(r.inner) })
+	} else {
+		if guard > 0 {
+			if err := f.mem.Protect(r.inner, memcall.ReadWrite); err != nil {
+				return fail(classifyMapErr("mprotect", dataBytes, err, ErrProtect, f.readLimits))
+			}
+		}
+		lockErr = f.mem.Lock(r.inner)
 	}
-	if err := f.mem.Lock(r.inner); err != nil {
-		lerr := classifyLockErr("mlock", dataBytes, err, f.readLimits)
+	if lockErr != nil {
+		lerr := classifyLockErr("mlock", dataBytes, lockErr, f.readLimits)
 		if f.opts.requireLock {
 			return fail(lerr)
 		}

@@ -32,6 +32,7 @@ type options struct {
 	scratchPages int
 	metrics      Metrics
 	logger       Logger
+	access       AccessMode
 }
 
 func defaultOptions() options {
@@ -42,6 +43,7 @@ func defaultOptions() options {
 		maxSize:      DefaultMaxSize,
 		scratchPages: DefaultScratchPages,
 		metrics:      nopMetrics{},
+		access:       AccessMprotect,
 	}
 }
 

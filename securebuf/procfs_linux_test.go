@@ -15,6 +15,7 @@ type vma struct {
 	start, end uintptr
 	perms      string
 	lockedKB   int64
+	pkey       int // ProtectionKey, -1 when smaps has no such line
 	flags      map[string]bool
 }
 
@@ -44,7 +45,7 @@ func smapsAt(t testing.TB, addr uintptr) (vma, bool) {
 				if cur != nil && cur.start <= addr && addr < cur.end {
 					found, ok = *cur, true
 				}
-				cur = &vma{start: uintptr(lo), end: uintptr(hi), perms: f[1], flags: map[string]bool{}}
+				cur = &vma{start: uintptr(lo), end: uintptr(hi), perms: f[1], pkey: -1, flags: map[string]bool{}}
 				continue
 			}
 		}
@@ -54,6 +55,8 @@ func smapsAt(t testing.TB, addr uintptr) (vma, bool) {
 		switch f[0] {
 		case "Locked:":
 			cur.lockedKB, _ = strconv.ParseInt(f[1], 10, 64)
+		case "ProtectionKey:":
+			cur.pkey, _ = strconv.Atoi(f[1])
 		case "VmFlags:":
 			for _, fl := range f[1:] {
 				cur.flags[fl] = true

@@ -39,6 +39,25 @@ func childCommand(t *testing.T, ctx context.Context, mode string, env ...string)
 
 func seedEnv(seed uint64) string { return "SECUREBUF_TEST_SEED=" + strconv.FormatUint(seed, 10) }
 
+// accessEnv tells a child which access mode its factories use.
+func accessEnv(m AccessMode) string { return "SECUREBUF_TEST_ACCESS=" + m.String() }
+
+// childFactory is NewFactory in the access mode the parent chose.
+func childFactory(opts ...Option) (*Factory, error) {
+	m := AccessMprotect
+	if v := os.Getenv("SECUREBUF_TEST_ACCESS"); v != "" {
+		var err error
+		if m, err = ParseAccessMode(v); err != nil {
+			return nil, err
+		}
+	}
+	f, err := NewFactory(append(opts, WithAccessMode(m))...)
+	if err == nil && f.AccessMode() != m {
+		return nil, fmt.Errorf("child factory uses %v, want %v", f.AccessMode(), m)
+	}
+	return f, err
+}
+
 func childSeed() uint64 {
 	v, _ := strconv.ParseUint(os.Getenv("SECUREBUF_TEST_SEED"), 10, 64)
 	return v
@@ -63,7 +82,7 @@ func leaks(out, secret []byte) string {
 
 func init() {
 	childModes["fault-at-rest"] = func() error {
-		f, err := NewFactory()
+		f, err := childFactory()
 		if err != nil {
 			return err
 		}
@@ -74,15 +93,47 @@ func init() {
 		sink = stateOf(s).data[0] // no-access: the runtime must kill us
 		return errors.New("reading a secret at rest did not fault")
 	}
+	// A callback is open on one thread while another thread reads the
+	// same bytes: in AccessPKey mode that read kills the process.
+	childModes["fault-other-thread"] = func() error {
+		f, err := childFactory()
+		if err != nil {
+			return err
+		}
+		s, err := newPattern(f, childSeed(), 32)
+		if err != nil {
+			return err
+		}
+		entered := make(chan struct{})
+		go func() {
+			runtime.LockOSThread()
+			_ = s.WithBytes(func([]byte) error { close(entered); select {} })
+		}()
+		<-entered
+		runtime.LockOSThread()
+		sink = stateOf(s).data[0]
+		return errors.New("reading a secret from another thread during a callback did not fault")
+	}
 }
 
 // T4: outside a SetPanicOnFault goroutine, touching a secret at rest kills
 // the process the way the Go runtime kills on a bad access, and the crash
 // report does not contain the secret.
 func TestT4FaultKillsProcess(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode AccessMode) { testFatalFault(t, "fault-at-rest", mode) })
+}
+
+// In AccessPKey mode a read from another thread while a callback is open
+// kills the process like a read at rest.
+func TestPKeyOtherThreadFaultKillsProcess(t *testing.T) {
+	requirePKey(t)
+	testFatalFault(t, "fault-other-thread", AccessPKey)
+}
+
+func testFatalFault(t *testing.T, child string, mode AccessMode) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := childCommand(t, ctx, "fault-at-rest", seedEnv(4), "GOTRACEBACK=all")
+	cmd := childCommand(t, ctx, child, seedEnv(4), "GOTRACEBACK=all", accessEnv(mode))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	err := cmd.Run()
@@ -102,7 +153,7 @@ func init() {
 	childModes["gcore-hold"] = func() error {
 		seed := childSeed()
 		heapCopy = patternBytes(seed+1, 64) // the control: a plain heap copy
-		f, err := NewFactory()
+		f, err := childFactory()
 		if err != nil {
 			return err
 		}
@@ -146,16 +197,23 @@ func init() {
 var heapCopy []byte
 
 // T9: a core dump taken with gcore holds the plain heap copy and the
-// no-access control page, and never the secret, at rest or while read.
+// no-access control page, and never the secret, at rest or while read. In
+// AccessPKey mode the secret's pages are rw-p in the page tables and gdb
+// reads them through ptrace, which ignores protection keys: only
+// MADV_DONTDUMP keeps them out.
 func TestT9GcoreExcludesSecrets(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector's shadow memory makes the dump huge; the non-race run covers this")
 	}
 	gcore := testenv.Tool(t, "gcore")
+	forEachMode(t, func(t *testing.T, mode AccessMode) { testGcore(t, gcore, mode) })
+}
+
+func testGcore(t *testing.T, gcore string, mode AccessMode) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	const seed = 9000
-	cmd := childCommand(t, ctx, "gcore-hold", seedEnv(seed))
+	cmd := childCommand(t, ctx, "gcore-hold", seedEnv(seed), accessEnv(mode))
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -272,7 +330,7 @@ func lockLimitChild() error {
 	var problems []string
 	fail := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	m := &countingMetrics{}
-	f, err := NewFactory(WithMetrics(m))
+	f, err := childFactory(WithMetrics(m))
 	if err != nil {
 		return err
 	}
@@ -366,7 +424,7 @@ func lockLimitChild() error {
 
 	// T20 with the real limit: every path that maps memory, including the
 	// scratch arena growing under its lock, returns the error in time.
-	g, err := NewFactory()
+	g, err := childFactory()
 	if err != nil {
 		return err
 	}
@@ -396,7 +454,7 @@ func lockLimitChild() error {
 	// Degraded mode works at the limit and still excludes from dumps.
 	l := &recLogger{}
 	dm := &countingMetrics{}
-	d, err := NewFactory(WithRequireLock(false), WithLogger(l), WithMetrics(dm))
+	d, err := childFactory(WithRequireLock(false), WithLogger(l), WithMetrics(dm))
 	if err != nil {
 		return err
 	}
@@ -440,10 +498,14 @@ func countMaps() int {
 // without CAP_IPC_LOCK whose soft limit is a few pages.
 func TestT11LockLimitExhaustion(t *testing.T) {
 	cred, bin := unprivileged(t)
+	forEachMode(t, func(t *testing.T, mode AccessMode) { testLockLimit(t, cred, bin, mode) })
+}
+
+func testLockLimit(t *testing.T, cred *syscall.Credential, bin string, mode AccessMode) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin)
-	cmd.Env = append(os.Environ(), childEnv+"=lock-limit")
+	cmd.Env = append(os.Environ(), childEnv+"=lock-limit", accessEnv(mode))
 	cmd.Dir = filepath.Dir(bin)
 	if cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
@@ -541,7 +603,7 @@ func TestT12MapLimitExhaustion(t *testing.T) {
 
 func init() {
 	childModes["purge-signal"] = func() error {
-		f, err := NewFactory()
+		f, err := childFactory()
 		if err != nil {
 			return err
 		}
@@ -567,9 +629,13 @@ func init() {
 // T17: PurgeOnSignal wipes the secrets, then the signal ends the process as
 // it would have without the handler.
 func TestT17PurgeOnSignal(t *testing.T) {
+	forEachMode(t, testPurgeOnSignal)
+}
+
+func testPurgeOnSignal(t *testing.T, mode AccessMode) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := childCommand(t, ctx, "purge-signal", seedEnv(17))
+	cmd := childCommand(t, ctx, "purge-signal", seedEnv(17), accessEnv(mode))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

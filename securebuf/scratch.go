@@ -139,7 +139,7 @@ func (a *arena) get(n int) (*slot, error) {
 		a.pages += pages
 		a.mu.Unlock()
 
-		r, err := a.f.mapRegion(pages * memcall.PageSize())
+		r, err := a.f.mapRegion(pages*memcall.PageSize(), noPKey)
 
 		a.mu.Lock()
 		if err != nil {

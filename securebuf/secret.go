@@ -45,16 +45,20 @@ var (
 	_ fmt.Stringer  = (*handle)(nil)
 )
 
-// seal makes a filled state no-access and registers it. On error the state
+// seal makes a filled state unreadable at rest and registers it: in
+// AccessMprotect mode the data pages become no-access; in AccessPKey mode
+// they are tagged already and there is nothing to do. On error the state
 // is wiped and unmapped.
 func (s *state) seal() error {
 	f := s.f
-	if err := f.mem.Protect(s.reg.inner, memcall.NoAccess); err != nil {
-		clear(s.reg.inner)
-		_ = f.unmapRegion(s.reg)
-		f.opts.metrics.Add(LockedBytes, -int64(s.reg.locked))
-		f.opts.metrics.Add(FailProtect, 1)
-		return classifyMapErr("mprotect", len(s.reg.inner), err, ErrProtect, f.readLimits)
+	if f.pkey == noPKey {
+		if err := f.mem.Protect(s.reg.inner, memcall.NoAccess); err != nil {
+			clear(s.reg.inner)
+			_ = f.unmapRegion(s.reg)
+			f.opts.metrics.Add(LockedBytes, -int64(s.reg.locked))
+			f.opts.metrics.Add(FailProtect, 1)
+			return classifyMapErr("mprotect", len(s.reg.inner), err, ErrProtect, f.readLimits)
+		}
 	}
 	register(s)
 	f.opts.metrics.Add(Allocated, 1)
@@ -109,14 +113,16 @@ func (s *state) report(ev events) {
 	}
 }
 
-// acquire registers a reader, making the pages readable for the first one.
+// acquire registers a reader. In AccessMprotect mode the first one makes
+// the pages readable; in AccessPKey mode the caller opens the key for its
+// own thread.
 func (s *state) acquire() error {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		return ErrClosed
 	}
-	if s.readers == 0 {
+	if s.readers == 0 && s.f.pkey == noPKey {
 		if err := s.f.mem.Protect(s.reg.inner, memcall.ReadOnly); err != nil {
 			n := len(s.reg.inner)
 			s.mu.Unlock()
@@ -129,8 +135,9 @@ func (s *state) acquire() error {
 	return nil
 }
 
-// release ends a reader; the last one makes the pages no-access again and,
-// when Close or Purge is pending, wipes and frees them.
+// release ends a reader; the last one makes the pages no-access again (in
+// AccessMprotect mode) and, when Close or Purge is pending, wipes and frees
+// them.
 func (s *state) release() error {
 	s.mu.Lock()
 	s.readers--
@@ -140,9 +147,11 @@ func (s *state) release() error {
 	}
 	var ev events
 	var err error
-	if perr := s.f.mem.Protect(s.reg.inner, memcall.NoAccess); perr != nil {
-		ev.protectFailed = true
-		err = fmt.Errorf("%w: mprotect(none) of %d bytes after access: %w", ErrProtect, len(s.reg.inner), perr)
+	if s.f.pkey == noPKey {
+		if perr := s.f.mem.Protect(s.reg.inner, memcall.NoAccess); perr != nil {
+			ev.protectFailed = true
+			err = fmt.Errorf("%w: mprotect(none) of %d bytes after access: %w", ErrProtect, len(s.reg.inner), perr)
+		}
 	}
 	if s.closing && !s.done {
 		ev = s.finish(ev)
@@ -205,12 +214,7 @@ func (s *state) free(ev *events) error {
 	f := s.f
 	var errs []error
 	inner := s.reg.inner
-	if err := f.mem.Protect(inner, memcall.ReadWrite); err != nil {
-		// The wipe is impossible; unmapping still hands the pages back to
-		// the kernel, which zeroes them before any reuse.
-		ev.protectFailed = true
-		errs = append(errs, fmt.Errorf("%w: mprotect(read-write) before wipe: %w", ErrProtect, err))
-	} else {
+	wipe := func() {
 		intact := !f.opts.canary || canaryIntact(inner[:len(inner)-s.n], &f.canary)
 		clear(inner)
 		runtime.KeepAlive(inner)
@@ -223,6 +227,21 @@ func (s *state) free(ev *events) error {
 			f.afterWipe(inner)
 		}
 	}
+	switch {
+	case f.pkey != noPKey:
+		// Write access for this thread only; the pages stay closed to
+		// every other thread while they are wiped.
+		withPKeyAccess(f.pkey, true, wipe)
+	default:
+		if err := f.mem.Protect(inner, memcall.ReadWrite); err != nil {
+			// The wipe is impossible; unmapping still hands the pages
+			// back to the kernel, which zeroes them before any reuse.
+			ev.protectFailed = true
+			errs = append(errs, fmt.Errorf("%w: mprotect(read-write) before wipe: %w", ErrProtect, err))
+		} else {
+			wipe()
+		}
+	}
 	if err := f.unmapRegion(s.reg); err != nil {
 		errs = append(errs, err)
 	}
@@ -231,16 +250,29 @@ func (s *state) free(ev *events) error {
 	return errors.Join(errs...)
 }
 
-// WithBytes calls action with a read-only view of the secret. The pages are
-// readable while at least one callback of this secret runs, and no-access
-// again when the last one returns, also when it returns an error or panics
-// (the panic continues). Writing to the view faults. It returns action's
-// error, or ErrClosed, or ErrProtect when the protection cannot be changed.
+// WithBytes calls action with a read-only view of the secret. Writing to
+// the view faults. It returns action's error, or ErrClosed, or ErrProtect
+// when the protection cannot be changed. When action returns an error or
+// panics, the secret is closed to access again before the error or panic
+// goes on.
+//
+// In AccessMprotect mode the pages are readable, by every thread, while at
+// least one callback of this secret runs, and no-access again when the last
+// one returns. In AccessPKey mode WithBytes locks the calling goroutine to
+// its OS thread and grants that thread alone read access for the duration
+// of action: only the calling goroutine may read the view, and a read from
+// any other goroutine faults. action must not call runtime.UnlockOSThread
+// more often than it called runtime.LockOSThread.
 //
 // Do not call Close of the same secret from inside action: Close waits for
 // action to return.
 func (h *handle) WithBytes(action func([]byte) error) (err error) {
 	s := h.st
+	if s.f.pkey != noPKey {
+		err = s.withBytesPKey(action)
+		runtime.KeepAlive(h)
+		return err
+	}
 	if err := s.acquire(); err != nil {
 		return err
 	}
@@ -252,6 +284,28 @@ func (h *handle) WithBytes(action func([]byte) error) (err error) {
 	err = action(s.data)
 	runtime.KeepAlive(h)
 	return err
+}
+
+// withBytesPKey is WithBytes in AccessPKey mode. The goroutine is locked to
+// its thread before the key is opened and unlocked only after it is closed
+// again, so no other goroutine ever runs on a thread that has the key open,
+// and threads the runtime creates meanwhile do not inherit it (see the
+// package documentation, "Access modes").
+func (s *state) withBytesPKey(action func([]byte) error) (err error) {
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	key := s.f.pkey
+	runtime.LockOSThread()
+	old := pkeyOpen(key, false)
+	defer func() {
+		pkeyRestore(key, old)
+		runtime.UnlockOSThread()
+		if rerr := s.release(); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+	}()
+	return action(s.data)
 }
 
 // WithBytesFunc is WithBytes for an action that returns a result.

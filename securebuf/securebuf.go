@@ -17,10 +17,12 @@ import (
 type Secret interface {
 	// WithBytes calls action with a read-only view of the secret. The
 	// view is valid only until action returns; writing to it faults. The
-	// pages are readable while any callback of this secret runs and
-	// no-access again after the last one returns, errors or panics. It
-	// returns action's error, or an error matching ErrClosed or ErrProtect.
-	// Calling Close of the same secret from inside action deadlocks.
+	// secret is readable while a callback runs and unreadable again after
+	// it returns, errors or panics: in AccessMprotect mode by every thread
+	// while any callback of this secret runs; in AccessPKey mode by the
+	// calling goroutine only. It returns action's error, or an error
+	// matching ErrClosed or ErrProtect. Calling Close of the same secret
+	// from inside action deadlocks.
 	WithBytes(action func([]byte) error) error
 	// WithBytesFunc is WithBytes for an action that returns a result.
 	WithBytesFunc(action func([]byte) ([]byte, error)) ([]byte, error)
