@@ -19,6 +19,7 @@ import (
 	"github.com/enc-pipe/enc-pipe/envelope/metastore/sqlstore/serverdb"
 	"github.com/enc-pipe/enc-pipe/envelope/metastore/sqlstore/sqlitedb"
 	"github.com/enc-pipe/enc-pipe/internal/config"
+	"github.com/enc-pipe/enc-pipe/securebuf"
 )
 
 // backend is the opened key hierarchy: metastore, KMS and session factory.
@@ -55,6 +56,9 @@ type settings struct {
 	// per-region endpoint overrides (ENC_PIPE_KMS_ENDPOINTS).
 	aws          awskms.Spec
 	kmsEndpoints map[string]string
+	// access is --secure-memory: how the keys' protected memory is
+	// opened for use.
+	access securebuf.AccessMode
 }
 
 // resolveSettings parses --metastore and --kms (or picks the embedded
@@ -91,6 +95,9 @@ func (a *app) resolveSettings() (*settings, error) {
 	if s.kmsEndpoints, err = config.ParseEndpoints(a.getenv(config.EnvKMSEndpoints)); err != nil {
 		return nil, err
 	}
+	if s.access, err = a.secureMemory(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -120,6 +127,14 @@ func (a *app) openBackend(ctx context.Context, create bool) (*backend, error) {
 		}
 	}()
 
+	// One factory holds every key of the run; it is closed last, after
+	// the session factory and the KMS have closed their secrets.
+	secrets, err := newSecretFactory(s.access)
+	if err != nil {
+		return nil, err
+	}
+	be.closers = append(be.closers, secrets.Close)
+
 	store, closeStore, err := openMetastore(ctx, s.metastore, create, false)
 	if err != nil {
 		return nil, err
@@ -127,7 +142,7 @@ func (a *app) openBackend(ctx context.Context, create bool) (*backend, error) {
 	be.store = store
 	be.closers = append(be.closers, closeStore)
 
-	kms, err := a.openKMS(ctx, s)
+	kms, err := a.openKMS(ctx, s, secrets)
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +156,7 @@ func (a *app) openBackend(ctx context.Context, create bool) (*backend, error) {
 		RegionSuffix: a.g.regionSuffix,
 		Policy:       envelope.NewCryptoPolicy(),
 	}
-	factory, err := envelope.NewSessionFactory(cfg, store, kms, envelope.NewAES256GCM())
+	factory, err := envelope.NewSessionFactory(cfg, store, kms, envelope.NewAES256GCM(), envelope.WithSecretFactory(secrets))
 	if err != nil {
 		return nil, keyError(err, "cannot set up the key hierarchy")
 	}
@@ -159,15 +174,16 @@ func (a *app) homeHasKeys(s *settings) bool {
 }
 
 // openKMS opens the master key: a static key file read into protected
-// memory (the read buffer is wiped), or AWS KMS in one or more regions.
-func (a *app) openKMS(ctx context.Context, s *settings) (envelope.KMS, error) {
+// memory made by secrets (the read buffer is wiped), or AWS KMS in one or
+// more regions, which keeps its data keys in secrets.
+func (a *app) openKMS(ctx context.Context, s *settings, secrets *securebuf.Factory) (envelope.KMS, error) {
 	switch s.kms.Kind {
 	case config.Static:
 		key, err := a.readMasterKey(s.kms.File)
 		if err != nil {
 			return nil, err
 		}
-		kms, err := statickms.New(key)
+		kms, err := statickms.New(key, statickms.WithSecretFactory(secrets))
 		clear(key)
 		if err != nil {
 			return nil, keyError(err, "master key %s", s.kms.File)
@@ -178,7 +194,7 @@ func (a *app) openKMS(ctx context.Context, s *settings) (envelope.KMS, error) {
 		if err != nil {
 			return nil, err
 		}
-		opts := []awskms.Option{awskms.WithAWSConfig(awsCfg)}
+		opts := []awskms.Option{awskms.WithAWSConfig(awsCfg), awskms.WithSecretFactory(secrets)}
 		for region, url := range s.kmsEndpoints {
 			opts = append(opts, awskms.WithEndpoint(region, url))
 		}

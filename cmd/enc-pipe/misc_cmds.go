@@ -57,13 +57,21 @@ nothing encrypted with them can be decrypted.`,
 
 func (a *app) newVersionCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:     "version",
-		Short:   "Print the version",
-		Example: `  enc-pipe version`,
-		Args:    cobra.NoArgs,
+		Use:   "version",
+		Short: "Print the version and how keys are protected in memory",
+		Long: `Print the version, then how keys in protected memory are opened for use
+with the current --secure-memory setting (ENC_PIPE_SECURE_MEMORY): pkey (x86
+memory protection keys) or mprotect, and why auto fell back to mprotect.`,
+		Example: `  enc-pipe version
+  ENC_PIPE_SECURE_MEMORY=mprotect enc-pipe version`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintf(a.stdout, "enc-pipe %s (stream format v%d, %s %s/%s)\n",
-				version(), stream.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			mem, err := a.secureMemoryLine()
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(a.stdout, "enc-pipe %s (stream format v%d, %s %s/%s)\n%s\n",
+				version(), stream.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH, mem)
 			return outputErr(err)
 		},
 	}

@@ -22,6 +22,7 @@ type globalFlags struct {
 	regionSuffix string
 	metastore    string
 	kms          string
+	secureMemory string
 }
 
 const rootLong = `enc-pipe encrypts and decrypts files, pipes and ETL records with envelope
@@ -47,6 +48,7 @@ Settings come from flags, else from environment variables:
   --region-suffix  ENC_PIPE_REGION_SUFFIX
   --metastore      ENC_PIPE_METASTORE      sqlite://PATH | postgres://... | mysql://... | dynamodb://TABLE?region=R
   --kms            ENC_PIPE_KMS            static:FILE | aws:REGION=ARN[,REGION=ARN...][,preferred=REGION]
+  --secure-memory  ENC_PIPE_SECURE_MEMORY  auto | pkey | mprotect   (default "auto")
 
 ` + exitCodesHelp
 
@@ -84,6 +86,8 @@ func (a *app) newRootCommand() *cobra.Command {
 	pf.StringVar(&a.g.regionSuffix, "region-suffix", a.getenv(config.EnvRegionSuffix), "region suffix of system and intermediate key ids (Asherah global tables)")
 	pf.StringVar(&a.g.metastore, "metastore", a.getenv(config.EnvMetastore), "metastore: sqlite://PATH, postgres://..., mysql://..., dynamodb://TABLE?region=R (default sqlite in --home)")
 	pf.StringVar(&a.g.kms, "kms", a.getenv(config.EnvKMS), "master key: static:FILE or aws:REGION=ARN[,...][,preferred=REGION] (default static master.key in --home)")
+	pf.StringVar(&a.g.secureMemory, "secure-memory", a.envOr(config.EnvSecureMemory, config.DefaultSecureMemory),
+		"how keys in locked memory are opened for use: auto, pkey (x86 memory protection keys: one thread at a time, no system call) or mprotect (page protection)")
 
 	root.AddCommand(
 		a.newEncryptCommand(),

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+
+	"github.com/enc-pipe/enc-pipe/securebuf"
 )
 
 // Names of the files in the home directory.
@@ -30,6 +32,7 @@ const (
 	EnvRegionSuffix = "ENC_PIPE_REGION_SUFFIX"
 	EnvMetastore    = "ENC_PIPE_METASTORE"
 	EnvKMS          = "ENC_PIPE_KMS"
+	EnvSecureMemory = "ENC_PIPE_SECURE_MEMORY"
 )
 
 // ErrInvalid is returned (wrapped) for settings that cannot be used; the
@@ -237,4 +240,24 @@ func ParseKMS(s string) (KMS, error) {
 		return KMS{Kind: AWS, AWS: rest, Raw: s}, nil
 	}
 	return KMS{}, fmt.Errorf("%w: --kms %q: want static:FILE or aws:REGION=ARN[,...][,preferred=REGION]", ErrInvalid, s)
+}
+
+// DefaultSecureMemory is the default of --secure-memory: memory protection
+// keys where the CPU and kernel have them, mprotect otherwise.
+const DefaultSecureMemory = "auto"
+
+// ParseSecureMemory parses --secure-memory (ENC_PIPE_SECURE_MEMORY): how
+// keys in protected memory are opened for use. "auto" (the default, also
+// for ""), "pkey" (x86 memory protection keys; fails later, when the
+// factory is made, where they are unavailable) or "mprotect" (page
+// protection, the portable mode).
+func ParseSecureMemory(s string) (securebuf.AccessMode, error) {
+	if s == "" {
+		s = DefaultSecureMemory
+	}
+	m, err := securebuf.ParseAccessMode(s)
+	if err != nil {
+		return 0, fmt.Errorf("%w: --secure-memory %q: want auto, pkey or mprotect", ErrInvalid, s)
+	}
+	return m, nil
 }

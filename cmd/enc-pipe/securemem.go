@@ -1,0 +1,50 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/enc-pipe/enc-pipe/internal/config"
+	"github.com/enc-pipe/enc-pipe/securebuf"
+)
+
+// secureMemory parses --secure-memory (ENC_PIPE_SECURE_MEMORY).
+func (a *app) secureMemory() (securebuf.AccessMode, error) {
+	return config.ParseSecureMemory(a.g.secureMemory)
+}
+
+// newSecretFactory makes the securebuf.Factory that holds every key of the
+// run (master key, system, intermediate and data keys) in mode. The caller
+// closes it after everything that holds secrets made by it. "pkey" where
+// memory protection keys are unavailable is a usage error that says why.
+func newSecretFactory(mode securebuf.AccessMode) (*securebuf.Factory, error) {
+	sf, err := securebuf.NewFactory(securebuf.WithAccessMode(mode))
+	if errors.Is(err, securebuf.ErrNoPKey) {
+		return nil, usageErrorf("--secure-memory pkey: %v (use auto or mprotect)", err)
+	}
+	if err != nil {
+		return nil, keyError(err, "cannot set up protected memory")
+	}
+	return sf, nil
+}
+
+// secureMemoryLine describes, for "enc-pipe version", how keys are
+// protected in memory with the current setting: the mode in use and, when
+// auto fell back to mprotect, why.
+func (a *app) secureMemoryLine() (string, error) {
+	mode, err := a.secureMemory()
+	if err != nil {
+		return "", err
+	}
+	sf, err := newSecretFactory(mode)
+	if err != nil {
+		return "", err
+	}
+	defer sf.Close()
+	used := sf.AccessMode()
+	line := fmt.Sprintf("secure memory: %s (--secure-memory %s)", used, mode)
+	if mode == securebuf.AccessAuto && used != securebuf.AccessPKey {
+		line += fmt.Sprintf("; %v", securebuf.PKeyAvailable())
+	}
+	return line, nil
+}
