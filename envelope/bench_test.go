@@ -27,10 +27,12 @@ func sizeName(n int) string {
 }
 
 // warmSession returns a session whose system and intermediate keys are
-// already cached (default policy: keys protected, caches on).
-func warmSession(b testing.TB) *envelope.Session {
+// already cached (default policy: keys protected, caches on). Without
+// options the factory keeps its keys in a default securebuf.Factory
+// (AccessMprotect).
+func warmSession(b testing.TB, opts ...envelope.FactoryOption) *envelope.Session {
 	b.Helper()
-	f := newFactory(b, &envelope.Config{Service: "svc", Product: "prod"}, memstore.New())
+	f := newFactory(b, &envelope.Config{Service: "svc", Product: "prod"}, memstore.New(), opts...)
 	s := getSession(b, f, "partition-1")
 	if _, err := s.Encrypt(context.Background(), []byte("warm up")); err != nil {
 		b.Fatal(err)
@@ -141,7 +143,9 @@ func BenchmarkEncryptParallel(b *testing.B) {
 //
 //   - 64B: one raw WithBytes on a protected 32-byte secret (the two
 //     mprotect calls a warm Encrypt or Decrypt must pay), a warm 64-byte
-//     Encrypt and a warm 64-byte Decrypt;
+//     Encrypt and a warm 64-byte Decrypt; and, where memory protection
+//     keys work, the same three with securebuf.AccessPKey secrets (the
+//     session's keys in a PKey factory given with WithSecretFactory);
 //   - 1MiB: the standard library's AES-256-GCM Seal of 1 MiB (cipher set
 //     up once) into a reused buffer and into a new one, as Encrypt must
 //     return a new one, and a warm 1 MiB Encrypt and Decrypt.
@@ -172,12 +176,39 @@ func BenchmarkInterleaved(b *testing.B) {
 			func() { s.Encrypt(ctx, data) },
 			func() { s.Decrypt(ctx, *drr) },
 		}
+		var psec securebuf.Secret
+		if err := securebuf.PKeyAvailable(); err == nil {
+			psf := pkeySecrets(b)
+			ps := warmSession(b, envelope.WithSecretFactory(psf))
+			if psec, err = psf.CreateRandom(32); err != nil {
+				b.Fatal(err)
+			}
+			defer psec.Close()
+			pdrr, err := ps.Encrypt(ctx, data)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ops = append(ops,
+				func() { psec.WithBytes(nop) },
+				func() { ps.Encrypt(ctx, data) },
+				func() { ps.Decrypt(ctx, *pdrr) },
+			)
+		} else {
+			b.Logf("AccessPKey not measured: %v", err)
+		}
 		t := interleave(b, ops)
 		b.ReportMetric(t[0], "withbytes-ns/op")
 		b.ReportMetric(t[1], "encrypt-ns/op")
 		b.ReportMetric(t[2], "decrypt-ns/op")
 		b.ReportMetric(t[1]/t[0], "encrypt/withbytes")
 		b.ReportMetric(t[2]/t[0], "decrypt/withbytes")
+		if psec != nil {
+			b.ReportMetric(t[3], "pkey-withbytes-ns/op")
+			b.ReportMetric(t[4], "pkey-encrypt-ns/op")
+			b.ReportMetric(t[5], "pkey-decrypt-ns/op")
+			b.ReportMetric(t[1]/t[4], "encrypt-mprotect/pkey")
+			b.ReportMetric(t[2]/t[5], "decrypt-mprotect/pkey")
+		}
 	})
 	b.Run("1MiB", func(b *testing.B) {
 		key := make([]byte, 32)
