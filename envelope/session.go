@@ -110,7 +110,10 @@ func (s *Session) Encrypt(ctx context.Context, data []byte) (*DataRowRecord, err
 	if uint64(len(data)) > MaxPlaintextSize {
 		return nil, ErrDataTooLarge
 	}
-	ik, err := c.ik.GetOrLoadLatest(ctx, c.ikID)
+	// One reading of the clock (two vDSO calls) serves the cache's check
+	// of the latest key and the record's Created.
+	now := f.now()
+	ik, err := c.ik.GetOrLoadLatestAt(ctx, c.ikID, now)
 	if err != nil {
 		return nil, cacheErr(err)
 	}
@@ -137,7 +140,7 @@ func (s *Session) Encrypt(ctx context.Context, data []byte) (*DataRowRecord, err
 		return nil, err
 	}
 	a.meta = KeyMeta{ID: ik.ID(), Created: ik.Created()}
-	a.key.Created = f.now().Unix()
+	a.key.Created = now.Unix()
 	a.key.ParentKeyMeta = &a.meta
 	a.drr.Key = &a.key
 	if f.metrics != nil {

@@ -137,10 +137,16 @@ func (c *Cache) cachedLatest(id string) *Entry {
 // and when it returns a different key (a newer one, or a replacement for a
 // revoked or expired one) that key becomes the cached latest.
 func (c *Cache) GetOrLoadLatest(ctx context.Context, id string) (*Entry, error) {
+	return c.GetOrLoadLatestAt(ctx, id, c.now())
+}
+
+// GetOrLoadLatestAt is GetOrLoadLatest with the caller's reading of the
+// clock for the check of the cached entry, so that a caller who needs the
+// time anyway reads the clock once. A load still reads the clock itself.
+func (c *Cache) GetOrLoadLatestAt(ctx context.Context, id string, now time.Time) (*Entry, error) {
 	if c.closed.Load() {
 		return nil, ErrClosed
 	}
-	now := c.now()
 	if e := c.cachedLatest(id); e != nil {
 		if c.Usable(e, now) && c.fresh(e, now) {
 			return e, nil
