@@ -64,10 +64,14 @@
 //
 // System and intermediate keys live in securebuf Secrets: locked, excluded
 // from core dumps, inaccessible except inside WithBytes. A warm Encrypt or
-// Decrypt opens exactly one of them once. Data row keys live in securebuf
-// scratch slots (locked, wiped on release). AES key schedules are built
-// per operation and left to the garbage collector: the standard library
-// offers no way to place or wipe them.
+// Decrypt opens exactly one of them once. With the default securebuf
+// factory that costs two mprotect calls; give WithSecretFactory a factory
+// made with securebuf.WithAccessMode(securebuf.AccessPKey) (or AccessAuto)
+// and it costs two WRPKRU instructions, with the key readable only by the
+// calling goroutine meanwhile (docs/PERFORMANCE.md has both). Data row keys
+// live in securebuf scratch slots (locked, wiped on release). AES key
+// schedules are built per operation and left to the garbage collector: the
+// standard library offers no way to place or wipe them.
 //
 // # Errors
 //
