@@ -120,7 +120,10 @@
 //     WithBytes opens the key only after LockOSThread returns. So a thread
 //     the runtime creates while a callback is open (for example to run a
 //     goroutine the callback starts) starts with the key denied. The
-//     template thread itself never opens a key.
+//     template thread itself never opens a key. Threads that C code
+//     creates itself (through cgo, from inside a callback) are clones of
+//     the calling thread and do inherit the open key: do not call C code
+//     that starts threads from inside a callback.
 //   - Signal handlers (the runtime's preemption signal among them) run with
 //     the kernel's init PKRU, which denies the key, and sigreturn restores
 //     the interrupted thread's PKRU from the signal frame, so a callback
