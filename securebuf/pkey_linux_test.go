@@ -571,14 +571,22 @@ func init() {
 		if _, err := NewFactory(WithAccessMode(AccessPKey)); !errors.Is(err, ErrNoPKey) {
 			return fmt.Errorf("AccessPKey with PKRU 0: %v", err)
 		}
-		f, err := NewFactory(WithAccessMode(AccessAuto))
+		l := &recLogger{}
+		f, err := NewFactory(WithAccessMode(AccessAuto), WithLogger(l))
 		if err != nil {
 			return err
 		}
 		if f.AccessMode() != AccessMprotect {
 			return fmt.Errorf("AccessAuto with PKRU 0 chose %v", f.AccessMode())
 		}
-		return nil
+		if msgs := l.all(); len(msgs) != 1 || !strings.Contains(msgs[0], "AccessAuto uses mprotect: "+ErrNoPKey.Error()) {
+			return fmt.Errorf("AccessAuto's fallback was logged as %q", msgs)
+		}
+		s, err := f.CreateRandom(32)
+		if err != nil {
+			return err
+		}
+		return s.Close()
 	}
 }
 
