@@ -33,8 +33,13 @@
 // # Errors
 //
 // A header that does not authenticate — modified, written under another
-// key, or naming a partition its key record does not belong to — fails with
-// stream.ErrAuth and its fixed message. A partition outside the allowed set
-// fails with ErrPartitionNotAllowed. Errors of the metastore or KMS (a
-// missing key, an unreachable KMS) are returned wrapped, as they are.
+// data key, naming a partition its key record does not belong to, or
+// carrying a wrapped data key that fails AES-GCM under the partition's
+// intermediate key — fails with stream.ErrAuth and its fixed message. A
+// partition outside the allowed set fails with ErrPartitionNotAllowed. When
+// the keys themselves are the problem — the intermediate or system key row
+// is missing, the KMS fails or holds another master key, a stored key does
+// not unwrap — NewReader fails with ErrKeyUnavailable, which also wraps the
+// *envelope.KeyError that names the key and the cause. Other errors of the
+// metastore or KMS are returned wrapped, as they are.
 package encpipe

@@ -12,10 +12,29 @@ import (
 	"github.com/enc-pipe/enc-pipe/stream"
 )
 
-// ErrPartitionNotAllowed is returned by NewReader and NewReaderAt when the
-// stream's partition is not one that AllowPartitions named. No key has been
-// loaded when it is returned.
-var ErrPartitionNotAllowed = errors.New("encpipe: stream partition is not allowed")
+// Errors returned by NewReader and NewReaderAt. Test for them with
+// [errors.Is].
+var (
+	// ErrPartitionNotAllowed is returned when the stream's partition is
+	// not one that AllowPartitions named. No key has been loaded when it
+	// is returned.
+	ErrPartitionNotAllowed = errors.New("encpipe: stream partition is not allowed")
+
+	// ErrKeyUnavailable is returned when the intermediate or system key
+	// that the stream's key record names cannot be loaded: its row is
+	// missing from the metastore (deleted, shredded, another metastore),
+	// the KMS fails or holds another master key, or a stored key does not
+	// unwrap under its parent. It says nothing about the stream itself,
+	// which may be intact: the error also wraps the *envelope.KeyError
+	// that names the key and the cause (errors.As), so errors.Is matches
+	// envelope.ErrKeyNotFound for a missing row. A key record that does
+	// not unwrap under an intermediate key that did load is a modified
+	// header and fails with stream.ErrAuth instead. (A header modified to
+	// name an intermediate key that does not exist cannot be told from a
+	// deleted key, and fails with this error too; either way nothing is
+	// decrypted.)
+	ErrKeyUnavailable = errors.New("encpipe: the stream's key cannot be loaded")
+)
 
 // Sessions hands out envelope sessions by partition id.
 // *envelope.SessionFactory satisfies it. The caller of GetSession closes
@@ -171,12 +190,29 @@ func openDataKey(ctx context.Context, hdr *stream.Header, sessions Sessions, o *
 	defer sess.Close()
 	dek, err := sess.OpenDataKey(ctx, &rec)
 	if err != nil {
-		if errors.Is(err, envelope.ErrPartitionMismatch) || errors.Is(err, envelope.ErrDecrypt) || errors.Is(err, envelope.ErrInvalidRecord) {
-			// The key record does not belong to the header's partition,
-			// or does not unwrap: the header does not authenticate.
-			return nil, stream.ErrAuth
-		}
-		return nil, fmt.Errorf("encpipe: failed to open the data key of partition %q: %w", partition, err)
+		return nil, classifyOpenErr(partition, err)
 	}
 	return dek, nil
+}
+
+// classifyOpenErr tells a key that cannot be loaded from a key record that
+// does not authenticate. OpenDataKey returns a *envelope.KeyError only
+// while loading the intermediate key or the system key beneath it (a
+// missing row, a KMS failure, a master key that does not unwrap the
+// system key, a stored key that does not unwrap): the keys are the
+// problem, whatever the stream holds. Every other failure is about the
+// record itself, which the header MAC has not yet covered: a record of
+// another partition, one that lacks fields, or a wrapped data key that
+// fails AES-GCM under an intermediate key that did load. Those mean the
+// header was modified, and fail with the fixed stream.ErrAuth.
+func classifyOpenErr(partition string, err error) error {
+	var ke *envelope.KeyError
+	switch {
+	case errors.As(err, &ke):
+		return fmt.Errorf("%w: partition %q: %w", ErrKeyUnavailable, partition, err)
+	case errors.Is(err, envelope.ErrPartitionMismatch), errors.Is(err, envelope.ErrDecrypt),
+		errors.Is(err, envelope.ErrInvalidRecord):
+		return stream.ErrAuth
+	}
+	return fmt.Errorf("encpipe: failed to open the data key of partition %q: %w", partition, err)
 }

@@ -44,12 +44,26 @@ type env struct {
 // and a securebuf factory whose live secrets the test can count.
 func newEnv(t *testing.T, store envelope.Metastore) *env {
 	t.Helper()
-	live := &liveSecrets{}
-	sf, err := securebuf.NewFactory(securebuf.WithMetrics(live))
+	return newEnvKMS(t, store, newStaticKMS(t, "thisIsAStaticMasterKeyForTesting"))
+}
+
+// newStaticKMS returns a static KMS with a 32-byte master key; the test
+// closes it.
+func newStaticKMS(t *testing.T, masterKey string) *statickms.KMS {
+	t.Helper()
+	kms, err := statickms.New([]byte(masterKey))
 	if err != nil {
 		t.Fatal(err)
 	}
-	kms, err := statickms.New([]byte("thisIsAStaticMasterKeyForTesting"))
+	t.Cleanup(func() { kms.Close() })
+	return kms
+}
+
+// newEnvKMS is newEnv with the given KMS.
+func newEnvKMS(t *testing.T, store envelope.Metastore, kms envelope.KMS) *env {
+	t.Helper()
+	live := &liveSecrets{}
+	sf, err := securebuf.NewFactory(securebuf.WithMetrics(live))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,10 +74,7 @@ func newEnv(t *testing.T, store envelope.Metastore) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		f.Close()
-		kms.Close()
-	})
+	t.Cleanup(func() { f.Close() })
 	return &env{factory: f, store: store, live: live}
 }
 
@@ -319,5 +330,91 @@ func TestKeysClosedOnFailure(t *testing.T) {
 	r.Close()
 	if n := e.live.n.Load(); n != base {
 		t.Fatalf("%d data keys open after Close", n-base)
+	}
+}
+
+// failingKMS is a KMS that is unreachable.
+type failingKMS struct{}
+
+var errKMSDown = errors.New("kms: connection refused")
+
+func (failingKMS) EncryptKey(context.Context, []byte) ([]byte, error) { return nil, errKMSDown }
+func (failingKMS) DecryptKey(context.Context, []byte) ([]byte, error) { return nil, errKMSDown }
+
+// TestKeyErrorsAreNotTampering: when the keys cannot be loaded — another
+// master key, a KMS that fails, a metastore without the rows — NewReader
+// and NewReaderAt fail with ErrKeyUnavailable and the *envelope.KeyError
+// that names the key, never with stream.ErrAuth; the same stream decrypts
+// with the right keys. A wrapped data key modified in the header is
+// tampering: exactly stream.ErrAuth.
+func TestKeyErrorsAreNotTampering(t *testing.T) {
+	store := memstore.New()
+	good := newEnv(t, store)
+	ct := good.encrypt(t, "p1", payload(70_000), stream.WithChunkSize(4096))
+
+	cases := []struct {
+		name  string
+		env   *env
+		cause error // the KeyError's cause matches it
+		kind  envelope.KeyKind
+	}{
+		{"wrong master key", newEnvKMS(t, store, newStaticKMS(t, "anotherStaticMasterKeyForTesting")), envelope.ErrDecrypt, envelope.SystemKey},
+		{"KMS down", newEnvKMS(t, store, failingKMS{}), errKMSDown, envelope.SystemKey},
+		{"no rows", newEnv(t, memstore.New()), envelope.ErrKeyNotFound, envelope.IntermediateKey},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			base := c.env.live.n.Load()
+			check := func(what string, err error) {
+				t.Helper()
+				var ke *envelope.KeyError
+				switch {
+				case !errors.Is(err, encpipe.ErrKeyUnavailable):
+					t.Fatalf("%s: err = %v, want ErrKeyUnavailable", what, err)
+				case errors.Is(err, stream.ErrAuth):
+					t.Fatalf("%s: a key error matches stream.ErrAuth: %v", what, err)
+				case !errors.As(err, &ke) || ke.Kind != c.kind || !errors.Is(err, c.cause):
+					t.Fatalf("%s: err = %v, want a %s KeyError caused by %v", what, err, c.kind, c.cause)
+				}
+			}
+			_, err := encpipe.NewReader(context.Background(), bytes.NewReader(ct), c.env.factory)
+			check("NewReader", err)
+			_, err = encpipe.NewReaderAt(context.Background(), bytes.NewReader(ct), int64(len(ct)), c.env.factory)
+			check("NewReaderAt", err)
+			if n := c.env.live.n.Load(); n != base {
+				t.Fatalf("%d secrets left open", n-base)
+			}
+		})
+	}
+
+	r, err := encpipe.NewReader(context.Background(), bytes.NewReader(ct), good.factory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := io.ReadAll(r); err != nil || !bytes.Equal(got, payload(70_000)) {
+		t.Fatalf("the right keys do not decrypt the stream: %v", err)
+	}
+	r.Close()
+
+	// Change one base64 character of the wrapped data key (the record
+	// still parses, and names the same intermediate key, which loads).
+	hdr, err := stream.ParseHeader(ct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec envelope.EnvelopeKeyRecord
+	if err := json.Unmarshal(hdr.KeyRecord(), &rec); err != nil {
+		t.Fatal(err)
+	}
+	enc, _ := json.Marshal(rec.EncryptedKey) // "base64"
+	i := bytes.Index(ct, enc[1:len(enc)-1])
+	if i < 0 {
+		t.Fatal("wrapped key not found in the header")
+	}
+	bad := bytes.Clone(ct)
+	bad[i+8] = map[bool]byte{true: 'B', false: 'A'}[bad[i+8] == 'A']
+	_, err = encpipe.NewReader(context.Background(), bytes.NewReader(bad), good.factory)
+	if err != stream.ErrAuth {
+		t.Fatalf("modified wrapped key: err = %v, want exactly stream.ErrAuth", err)
 	}
 }

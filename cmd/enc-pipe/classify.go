@@ -97,6 +97,19 @@ func classifyStreamErr(err error, what string) error {
 	if errors.As(err, &oe) && isEPIPE(oe.err) {
 		return errQuietEnd
 	}
+	if errors.Is(err, encpipe.ErrKeyUnavailable) && !errors.Is(err, envelope.ErrNotFound) {
+		// The keys are the problem, not the stream: name the key and the
+		// cause (never key material).
+		msg := "cannot load the stream's key"
+		if errors.Is(err, envelope.ErrDecrypt) {
+			msg += ", a stored key does not unwrap (wrong master key or KMS key, or a damaged metastore)"
+		}
+		var ke *envelope.KeyError
+		if errors.As(err, &ke) {
+			err = ke
+		}
+		return &cliError{code: exitKey, msg: msg, err: err}
+	}
 	code := classify(err)
 	if code == 0 {
 		code = exitKey // everything else comes from keys and backends
