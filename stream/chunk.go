@@ -10,14 +10,18 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// job is one chunk travelling through the pipeline: the dispatcher fills
-// in, a worker (or the caller, without workers) fills out or err and then
-// signals done, and the ordered consumer waits on done, exactly once.
-// Jobs of the parallel paths come from jobPool with a done channel of
-// capacity 1 that is reused, so that the steady state allocates nothing
-// (a garbage-free pipeline keeps the heap, and so the RSS, flat). The
-// synchronous paths use one job embedded in the Writer or Reader, with a
-// nil done.
+// job is one chunk travelling through the pipeline: the owner fills in, a
+// worker (or the owner) fills out or err and then signals done, and the
+// owner receives done exactly once (got records that it has). Jobs come
+// from jobPool with a done channel of capacity 1 that is reused, so that
+// the steady state allocates nothing (a garbage-free pipeline keeps the
+// heap, and so the RSS, flat).
+//
+// A queued job holds one buffer, a (a Writer's plaintext, a Reader's
+// ciphertext). Processing takes a second buffer, b, from the pool when
+// the chunk needs one (compression on the Writer, every chunk on the
+// Reader) and returns whichever of the two the result does not live in,
+// so a job that is done holds one buffer again.
 type job struct {
 	idx  uint64
 	last bool
@@ -28,6 +32,7 @@ type job struct {
 	out  []byte  // writer: bytes to write; reader: authenticated plaintext
 	err  error
 	done chan struct{}
+	got  bool // the owner has received the done signal
 
 	nonce [12]byte // scratch, so that no nonce escapes to the heap
 }
@@ -99,15 +104,14 @@ const (
 	opOpen
 )
 
-// run seals or opens j, turning a panic into j.err, and signals j.done.
+// run seals or opens j, turning a panic into j.err. It does not signal
+// j.done: the pipeline does, once the job is finished (see
+// pipeline.process).
 func (c *chunker) run(j *job, op int) {
 	defer func() {
 		if r := recover(); r != nil {
 			j.err = fmt.Errorf("stream: internal error: panic while processing chunk %d: %v", j.idx, r)
 			j.out = nil
-		}
-		if j.done != nil {
-			j.done <- struct{}{}
 		}
 	}()
 	if c.testHook != nil {
@@ -131,6 +135,9 @@ func (c *chunker) seal(j *job) {
 		j.out = j.aead.Seal((*j.a)[:0], n[:], j.in, c.aad)
 		return
 	}
+	if j.b == nil {
+		j.b = getBuf(c.outSize())
+	}
 	ob := (*j.b)[:cap(*j.b)]
 	body := ob[frameSize+1 : frameSize+1]
 	var packed []byte
@@ -152,11 +159,16 @@ func (c *chunker) seal(j *job) {
 	sealed := j.aead.Seal(pt[:0], n[:], pt, c.aad)
 	binary.BigEndian.PutUint32(ob[:frameSize], uint32(len(sealed)))
 	j.out = ob[:frameSize+len(sealed)]
+	putBuf(j.a) // the plaintext is no longer needed
+	j.a, j.in = nil, nil
 }
 
 // open authenticates and decrypts j.in (in *j.a) as chunk j.idx into *j.b
 // and sets j.out, or sets j.err. No byte of a chunk that fails is exposed.
 func (c *chunker) open(j *job) {
+	if j.b == nil {
+		j.b = getBuf(c.bufSize())
+	}
 	pt, err := openChunk(j.aead, &j.nonce, j.idx, j.last, j.full, c.aad, (*j.b)[:0], j.in)
 	if err != nil {
 		j.err = err
@@ -168,6 +180,8 @@ func (c *chunker) open(j *job) {
 			return
 		}
 		j.out = pt
+		putBuf(j.a) // the ciphertext is no longer needed
+		j.a, j.in = nil, nil
 		return
 	}
 	out, err := c.unpack(pt, (*j.a)[:0])
@@ -182,6 +196,8 @@ func (c *chunker) open(j *job) {
 		j.err = fmt.Errorf("%w: empty final chunk %d", ErrInvalidChunk, j.idx)
 	default:
 		j.out = out
+		putBuf(j.b) // the decompressed plaintext is in j.a
+		j.b, j.in = nil, nil
 	}
 }
 
@@ -294,31 +310,4 @@ func putBuf(b *[]byte) {
 		*b = (*b)[:cap(*b)]
 		p.(*sync.Pool).Put(b)
 	}
-}
-
-// workers is a pool of goroutines that process jobs. Its owner starts it,
-// sends jobs, and stops it with stop, which returns after every worker
-// has exited.
-type workers struct {
-	jobs chan *job
-	wg   sync.WaitGroup
-}
-
-func startWorkers(n int, c *chunker, op int) *workers {
-	w := &workers{jobs: make(chan *job, n)}
-	w.wg.Add(n)
-	for range n {
-		go func() {
-			defer w.wg.Done()
-			for j := range w.jobs {
-				c.run(j, op)
-			}
-		}()
-	}
-	return w
-}
-
-func (w *workers) stop() {
-	close(w.jobs)
-	w.wg.Wait()
 }

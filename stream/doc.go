@@ -45,13 +45,20 @@
 // # Concurrency and ownership
 //
 // Writer and Reader are not safe for concurrent use; ReaderAt's ReadAt is.
-// WithConcurrency(n) sets how many goroutines seal or open chunks; output
-// order never changes. With n = 1 nothing runs outside the caller's
-// goroutine. Workers are owned by the Writer or Reader that started them
-// and are gone when Close returns (a Reader also stops them at the end of
-// the stream or at its first error). No constructor or Close ever closes
-// the underlying io.Writer or io.Reader; the data key is closed only with
+// WithConcurrency(n) sets how many worker goroutines seal or open chunks;
+// output order never changes. The caller's goroutine does the reading
+// (and a Reader's writing, in WriteTo) while the workers run, so even one
+// worker overlaps I/O with AES-GCM; a Writer's sealed chunks are written
+// to dst by the goroutine that sealed them, one Write at a time, in order.
+// A stream that fits in one chunk starts no goroutine. Workers are owned
+// by the Writer or Reader that started them and are gone when Close or
+// Reset returns (a Reader also stops them at the end of the stream or at
+// its first error). No constructor, Reset or Close ever closes the
+// underlying io.Writer or io.Reader; the data key is closed only with
 // WithKeyOwnership.
+//
+// Writer.Reset and Reader.Reset start a new stream with a key given
+// explicitly, reusing the options, the pipeline and the compressor.
 //
 // # Compression
 //
@@ -62,9 +69,12 @@
 //
 // # Memory
 //
-// Whatever the stream's length, a Writer holds at most workers + 2 chunk
-// buffers (twice that when compressing) and a Reader at most 4 × workers
-// (two per chunk in flight; 2 with one worker). The parallel paths allocate
-// nothing per chunk, so the heap stays flat. Buffers come from pools shared
-// by all streams of the process.
+// Whatever the stream's length, a Writer or Reader with n workers queues
+// at most max(2n, 1 MiB / chunk size) chunks, one buffer each, plus one
+// more buffer for each chunk being sealed or opened and the chunk being
+// filled or handed out: in all less than 1 MiB + 4 × n chunk buffers. The
+// 1 MiB floor keeps the workers busy through the tens of microseconds a
+// sleeping caller takes to wake up. The pipeline allocates nothing per
+// chunk, so the heap stays flat. Buffers come from pools shared by all
+// streams of the process.
 package stream

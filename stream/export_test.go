@@ -30,3 +30,10 @@ func WithChunkHookForTest(f func(idx uint64)) Option {
 
 // EpochShift is the number of chunk-index bits inside one key epoch.
 const EpochShift = epochShift
+
+// PipelineDepthForTest is how many chunks a Writer or Reader with the
+// given workers and chunk size queues at most.
+func PipelineDepthForTest(workers, chunk int) int {
+	d, _ := pipelineDepth(workers, chunk)
+	return d
+}

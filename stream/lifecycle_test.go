@@ -351,35 +351,3 @@ func TestReaderSourceErrors(t *testing.T) {
 		r.Close()
 	}
 }
-
-// TestOneWorkerStartsNoGoroutine: WithConcurrency(1) is the synchronous
-// path; while a Writer and a Reader are in the middle of a stream, no
-// goroutine of this package runs. With 2 workers, some do.
-func TestOneWorkerStartsNoGoroutine(t *testing.T) {
-	key := testKey(t, "sync")
-	pt := randBytes(6*cs, 61)
-	for _, conc := range []int{1, 2} {
-		var buf bytes.Buffer
-		w, err := stream.NewWriter(&buf, key, testParams, stream.WithChunkSize(cs), stream.WithConcurrency(conc))
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Write(pt[:3*cs+1])
-		werr := goleak.Find()
-		w.Write(pt[3*cs+1:])
-		w.Close()
-
-		src := bytes.NewReader(buf.Bytes())
-		hdr, _ := stream.ReadHeader(src)
-		r, err := stream.NewReader(src, hdr, key, stream.WithChunkSize(cs), stream.WithConcurrency(conc))
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.ReadFull(r, make([]byte, cs+1))
-		rerr := goleak.Find()
-		r.Close()
-		if (werr == nil) != (conc == 1) || (rerr == nil) != (conc == 1) {
-			t.Fatalf("conc=%d: goroutines mid-stream: writer %v, reader %v", conc, werr, rerr)
-		}
-	}
-}

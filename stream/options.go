@@ -82,10 +82,11 @@ func WithChunkSize(n int) Option {
 }
 
 // WithConcurrency sets how many goroutines seal or open chunks. 0 means
-// GOMAXPROCS (the default). With 1, the Writer, Reader and ReaderAt start
-// no goroutines at all: every chunk is processed synchronously in the
-// caller's goroutine, read straight into the chunk buffer and sealed or
-// opened in place.
+// GOMAXPROCS (the default). With 1, one worker goroutine seals or opens
+// while the caller's goroutine reads the next chunks, so that I/O and
+// AES-GCM overlap on two cores; a stream that fits in one chunk is
+// processed in the caller's goroutine and starts none. With more, the
+// caller also seals or opens queued chunks while it waits for them.
 func WithConcurrency(n int) Option {
 	return func(o *options) error {
 		if n < 0 || n > 1024 {

@@ -16,32 +16,37 @@ import (
 //
 // A Reader is not safe for concurrent use. Its errors are sticky: after a
 // chunk fails, the Reader first hands out the plaintext of the chunks
-// before it that already authenticated, then returns the error forever.
+// before it that already authenticated, then returns the error forever
+// (until Reset).
 //
-// With more than one worker (WithConcurrency), the Reader reads ahead up to
-// 2 × workers − 1 chunks from src, in the caller's goroutine, and the
-// workers open them in parallel; output stays in order. src is only ever
-// read from the goroutine that calls Read or WriteTo.
+// Chunks are opened on worker goroutines (WithConcurrency) while the
+// caller's goroutine reads the next chunks from src: the Reader reads
+// ahead up to max(2 × workers, 1 MiB / chunk size) chunks, so even with
+// one worker, reading overlaps opening. src is only ever read, and WriteTo's
+// dst only ever written, from the goroutine that calls Read or WriteTo. A
+// stream that fits in one chunk starts no goroutine.
+//
+// Reading ahead has a cost with a source that delivers data slowly, as a
+// live pipe does: a chunk's plaintext is released once the chunk has
+// authenticated, which takes one byte of the next chunk (that is how the
+// Reader knows whether the chunk is the final one), but while the chunk is
+// being opened the Reader may already wait in src.Read for the whole next
+// chunk and one byte of the one after it. Output then lags the input by up
+// to one chunk more than the format requires.
 type Reader struct {
 	src  chunkSource
 	hdr  *Header
 	ks   *keySchedule
 	ch   *chunker
-	conc int
+	o    *options
+	pipe *pipeline
 	idx  uint64 // index of the next chunk to read from src
 
-	// synchronous path: one ciphertext and one plaintext buffer
-	a, b *[]byte
-	sj   job
-
-	// parallel path
-	w        *workers
-	inflight []*job
-	srcErr   error // delivered after the chunks read before it
-	srcDone  bool
+	srcErr  error // delivered after the chunks read before it
+	srcDone bool
 
 	out      []byte // authenticated plaintext not yet handed out
-	outJob   *job   // parallel path: the job that owns out
+	outJob   *job   // the job that owns out
 	finished bool   // the final chunk has been opened
 	err      error  // sticky
 	closed   bool
@@ -69,8 +74,8 @@ func NewReader(src io.Reader, hdr *Header, key securebuf.Secret, opts ...Option)
 		closeOwned(opts, key)
 		return nil, err
 	}
-	r, err := newReader(src, hdr, key, o)
-	if err != nil {
+	r := &Reader{o: o}
+	if err := r.begin(src, hdr, key); err != nil {
 		if o.ownKey && key != nil {
 			key.Close()
 		}
@@ -79,30 +84,82 @@ func NewReader(src io.Reader, hdr *Header, key securebuf.Secret, opts ...Option)
 	return r, nil
 }
 
-func newReader(src io.Reader, hdr *Header, key securebuf.Secret, o *options) (*Reader, error) {
+// begin verifies hdr under key and resets the Reader to decrypt the
+// chunks that follow it in src. The pipeline is stopped. The caller
+// closes key (if owned) when begin fails.
+func (r *Reader) begin(src io.Reader, hdr *Header, key securebuf.Secret) error {
 	if src == nil || hdr == nil {
-		return nil, errors.New("stream: nil source or header")
+		return errors.New("stream: nil source or header")
 	}
-	ks, err := newKeySchedule(key, o.ownKey, hdr.salt())
+	ks, err := newKeySchedule(key, false, hdr.salt())
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := ks.verifyHeader(hdr); err != nil {
 		ks.close()
-		return nil, err
+		return err
 	}
-	ch, err := newChunker(hdr, o.concurrency, false)
-	if err != nil {
-		ks.close()
-		return nil, err
+	ch := r.ch
+	if ch == nil || r.closed || ch.chunk != hdr.ChunkSize() || ch.codec != hdr.codec ||
+		ch.framed != (hdr.flags&FlagCompressed != 0) {
+		// First use, or the stream's chunk size or codec differs from the
+		// previous one's, or Close released the decompressor.
+		if ch != nil && !r.closed {
+			ch.close()
+		}
+		r.ch, r.pipe = nil, nil
+		if ch, err = newChunker(hdr, r.o.concurrency, false); err != nil {
+			ks.close()
+			return err
+		}
+		ch.testHook = r.o.testHook
+		r.pipe = newPipeline(ch, opOpen, r.o.concurrency, nil)
 	}
-	ch.testHook = o.testHook
-	r := &Reader{hdr: hdr, ks: ks, ch: ch, conc: o.concurrency, idx: o.firstIndex}
+	// The workers are stopped; the next push starts them after this.
+	ch.aad = hdr.mac()
+	ks.own = r.o.ownKey
+	*r = Reader{hdr: hdr, ks: ks, ch: ch, o: r.o, pipe: r.pipe, idx: r.o.firstIndex}
 	r.src = chunkSource{r: src, framed: ch.framed, ctSize: ch.chunk + TagSize, pos: hdr.Len()}
 	if ch.framed {
 		r.src.ctSize = ch.chunk + 1 + TagSize
 	}
-	return r, nil
+	return nil
+}
+
+// Reset abandons the Reader's current stream and makes it decrypt the
+// chunks that follow hdr in src under key, as NewReader would, keeping the
+// options and reusing the decompressor when the codec and chunk size
+// match. It verifies the header MAC first (ErrAuth). Reset works after
+// Close too. With WithKeyOwnership, Reset closes the previous key if the
+// Reader had not yet done so, and owns key from then on (and closes it if
+// Reset fails). If Reset fails, every Read returns its error until the
+// next successful Reset.
+func (r *Reader) Reset(src io.Reader, hdr *Header, key securebuf.Secret) error {
+	r.abandon()
+	if err := r.begin(src, hdr, key); err != nil {
+		if r.o.ownKey && key != nil {
+			key.Close()
+		}
+		r.err = err
+		return err
+	}
+	return nil
+}
+
+// abandon stops the pipeline, recycles the current chunk and drops the
+// keys.
+func (r *Reader) abandon() {
+	if r.pipe != nil {
+		r.pipe.stop()
+	}
+	if r.outJob != nil {
+		releaseJob(r.outJob)
+		r.outJob = nil
+	}
+	r.out = nil
+	if r.ks != nil {
+		r.ks.close()
+	}
 }
 
 // Header returns the header the Reader was created with.
@@ -156,24 +213,26 @@ func (r *Reader) WriteTo(dst io.Writer) (int64, error) {
 
 // Close stops the workers, returns the buffers and drops the keys (and,
 // with WithKeyOwnership, closes the data key). It does not close src.
-// Reads after Close return ErrClosed. Close is idempotent.
+// Reads after Close return ErrClosed (until Reset). Close is idempotent.
 func (r *Reader) Close() error {
 	if r.closed {
 		return nil
 	}
+	r.abandon()
 	r.closed = true
-	r.stop()
-	r.out = nil
-	putBuf(r.a)
-	putBuf(r.b)
-	r.a, r.b = nil, nil
-	r.ch.close()
+	if r.ch != nil {
+		r.ch.close()
+	}
 	err := r.ks.close()
 	r.err = ErrClosed
 	return err
 }
 
-// advance makes the next chunk's plaintext current in r.out.
+// advance makes the next chunk's plaintext current in r.out: it recycles
+// the current chunk and reads ahead from src while the workers open the
+// chunks read before, until the oldest chunk in flight is done. When the
+// queue is full, it waits until only a few queued chunks are left
+// unopened.
 func (r *Reader) advance() error {
 	if r.outJob != nil {
 		releaseJob(r.outJob)
@@ -186,45 +245,24 @@ func (r *Reader) advance() error {
 	if r.finished {
 		return io.EOF
 	}
-	if r.conc == 1 {
-		return r.advanceSync()
-	}
-	return r.advanceParallel()
-}
-
-func (r *Reader) advanceSync() error {
-	if r.a == nil {
-		r.a, r.b = getBuf(r.ch.bufSize()), getBuf(r.ch.bufSize())
-	}
-	j := &r.sj
-	if err := r.readJob(j, r.a, r.b); err != nil {
-		return r.fail(err)
-	}
-	r.ch.run(j, opOpen)
-	if j.err != nil {
-		return r.fail(j.err)
-	}
-	r.out = j.out
-	if j.last {
-		r.finish()
-	}
-	return nil
-}
-
-func (r *Reader) advanceParallel() error {
-	r.fill()
-	if len(r.inflight) == 0 {
-		if r.srcErr != nil {
-			return r.fail(r.srcErr)
+	p := r.pipe
+	for p.empty() || !p.ready() {
+		switch {
+		case !r.srcDone && !p.full():
+			r.readNext()
+		case p.empty():
+			if r.srcErr != nil {
+				return r.fail(r.srcErr)
+			}
+			panic("stream: internal error: no chunk in flight and no error")
+		default:
+			if !r.srcDone {
+				p.waitLow()
+			}
+			p.wait(p.at(0))
 		}
-		panic("stream: internal error: no chunk in flight and no error")
 	}
-	j := r.inflight[0]
-	<-j.done
-	// Shift down rather than reslice, so that appends reuse the array.
-	n := copy(r.inflight, r.inflight[1:])
-	r.inflight[n] = nil
-	r.inflight = r.inflight[:n]
+	j := p.pop()
 	if j.err != nil {
 		err := j.err
 		releaseJob(j)
@@ -233,44 +271,35 @@ func (r *Reader) advanceParallel() error {
 	r.out, r.outJob = j.out, j
 	if j.last {
 		r.finish()
-	} else {
-		r.fill() // keep the workers busy while the caller consumes j
 	}
 	return nil
 }
 
-// fill reads chunks from src and hands them to the workers until one chunk
-// per worker is in flight or src has no more chunks.
-func (r *Reader) fill() {
-	for !r.srcDone && len(r.inflight) < r.depth() {
-		j := newJob()
-		a, b := getBuf(r.ch.bufSize()), getBuf(r.ch.bufSize())
-		if err := r.readJob(j, a, b); err != nil {
-			putBuf(a)
-			putBuf(b)
-			releaseJob(j)
-			r.srcErr, r.srcDone = err, true
+// readNext reads the next chunk from src and queues it (a final chunk
+// with nothing queued is opened at once, in the caller's goroutine: there
+// is nothing to overlap with).
+func (r *Reader) readNext() {
+	j := newJob()
+	if err := r.readJob(j, getBuf(r.ch.bufSize())); err != nil {
+		releaseJob(j) // returns the buffer
+		r.srcErr, r.srcDone = err, true
+		return
+	}
+	p := r.pipe
+	if j.last {
+		r.srcDone = true
+		if p.empty() {
+			p.runHere(j)
 			return
 		}
-		if j.last {
-			r.srcDone = true
-			if r.w == nil && len(r.inflight) == 0 {
-				// A one-chunk stream, or the rest of one: no goroutines.
-				r.ch.run(j, opOpen)
-				r.inflight = append(r.inflight, j)
-				return
-			}
-		}
-		if r.w == nil {
-			r.w = startWorkers(r.conc, r.ch, opOpen)
-		}
-		r.inflight = append(r.inflight, j)
-		r.w.jobs <- j
 	}
+	p.push(j)
 }
 
-// readJob reads the next chunk from src into job j with buffers a and b.
-func (r *Reader) readJob(j *job, a, b *[]byte) error {
+// readJob reads the next chunk from src into job j with buffer a, which j
+// owns from then on.
+func (r *Reader) readJob(j *job, a *[]byte) error {
+	j.a = a
 	if r.idx >= MaxChunks {
 		return ErrTooLarge
 	}
@@ -285,7 +314,7 @@ func (r *Reader) readJob(j *job, a, b *[]byte) error {
 	if err != nil {
 		return err
 	}
-	*j = job{idx: r.idx, last: last, full: full, aead: aead, a: a, b: b, in: ct, done: j.done}
+	*j = job{idx: r.idx, last: last, full: full, aead: aead, a: a, in: ct, done: j.done}
 	r.idx++
 	return nil
 }
@@ -293,7 +322,7 @@ func (r *Reader) readJob(j *job, a, b *[]byte) error {
 // finish is called once the final chunk has been opened.
 func (r *Reader) finish() {
 	r.finished = true
-	r.stop()
+	r.pipe.stop()
 	r.ks.close()
 }
 
@@ -303,27 +332,9 @@ func (r *Reader) fail(err error) error {
 	if r.err == nil {
 		r.err = err
 	}
-	r.stop()
+	r.pipe.stop()
 	r.ks.close()
 	return r.err
-}
-
-// stop waits for the chunks in flight, recycles them and stops the
-// workers.
-func (r *Reader) stop() {
-	for _, j := range r.inflight {
-		<-j.done
-		releaseJob(j)
-	}
-	r.inflight = nil
-	if r.w != nil {
-		r.w.stop()
-		r.w = nil
-	}
-	if r.outJob != nil && r.closed {
-		releaseJob(r.outJob)
-		r.outJob = nil
-	}
 }
 
 // chunkSource cuts the ciphertext that follows the header into chunks and
@@ -427,10 +438,3 @@ func (s *chunkSource) nextFramed(buf []byte) (ct []byte, last, full bool, err er
 		return nil, false, false, err
 	}
 }
-
-// depth is how many chunks the Reader keeps in flight: enough that a
-// worker that finishes a chunk finds the next one queued instead of
-// parking and waiting for a hand-off (which, on few cores, serializes the
-// pipeline), and few enough that with the current chunk's two buffers the
-// Reader holds at most 4 × workers chunk buffers.
-func (r *Reader) depth() int { return max(2*r.conc-1, 1) }

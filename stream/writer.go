@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 
 	"github.com/enc-pipe/enc-pipe/securebuf"
 )
@@ -17,13 +16,21 @@ import (
 //
 // A Writer is not safe for concurrent use. Its errors are sticky: after a
 // Write, ReadFrom or Close fails, every later call returns the same error
-// without touching dst. Bytes that a failed Writer already wrote to dst
-// are an incomplete stream, which a Reader rejects.
+// without touching dst (until Reset). Bytes that a failed Writer already
+// wrote to dst are an incomplete stream, which a Reader rejects.
 //
-// With more than one worker (WithConcurrency), chunks are sealed on worker
-// goroutines and written to dst, in order, by one flusher goroutine; dst
-// is then written from a goroutine other than the caller's, never
-// concurrently. Close stops all of them.
+// Chunks are sealed on worker goroutines (WithConcurrency) while the
+// caller's goroutine fills the next chunks: with one worker, reading the
+// input (ReadFrom) or copying it (Write) overlaps sealing. Each sealed
+// chunk is written to dst as soon as it and every chunk before it are
+// sealed, by the goroutine that sealed it (a worker, or the caller), so a
+// caller that blocks on its input or stops writing for a while holds back
+// no chunk that could be written. dst sees one Write at a time, in stream
+// order, and none after Close or Reset returns. A stream that fits in one
+// chunk starts no goroutine; Close and Reset stop the workers.
+//
+// With n workers, at most max(2n, 1 MiB / chunk size) chunks are queued
+// (sealed or not, but not yet written), which bounds the Writer's memory.
 type Writer struct {
 	dst   io.Writer
 	o     *options
@@ -31,14 +38,11 @@ type Writer struct {
 	ks    *keySchedule
 	ch    *chunker
 	chunk int
+	pipe  *pipeline
 
-	buf  *[]byte // chunk being filled (plaintext in (*buf)[:n])
-	obuf *[]byte // synchronous compressed path: output buffer
-	n    int
-	idx  uint64 // index of the chunk being filled
-
-	sj   job        // synchronous path: the one job, reused
-	pipe *writePipe // parallel path, started on first dispatch
+	buf *[]byte // chunk being filled (plaintext in (*buf)[:n])
+	n   int
+	idx uint64 // index of the chunk being filled
 
 	err      error // sticky
 	closed   bool
@@ -92,41 +96,104 @@ func closeOwned(opts []Option, key securebuf.Secret) {
 }
 
 func newWriter(dst io.Writer, key securebuf.Secret, params HeaderParams, o *options) (*Writer, error) {
-	if dst == nil {
-		return nil, errors.New("stream: nil destination writer")
+	w := &Writer{o: o}
+	if err := w.begin(dst, key, params); err != nil {
+		return nil, err
 	}
+	return w, nil
+}
+
+// begin starts a stream: it derives the keys, writes the header to dst
+// and resets the Writer's state. The pipeline is stopped. The caller
+// closes key (if owned) when begin fails.
+func (w *Writer) begin(dst io.Writer, key securebuf.Secret, params HeaderParams) error {
+	if dst == nil {
+		return errors.New("stream: nil destination writer")
+	}
+	o := w.o
 	salt := make([]byte, SaltSize)
 	if o.salt != nil {
 		copy(salt, o.salt)
 	} else if _, err := rand.Read(salt); err != nil {
-		return nil, fmt.Errorf("stream: failed to generate salt: %v", err)
+		return fmt.Errorf("stream: failed to generate salt: %v", err)
 	}
 	hdr, err := buildHeader(o, params, salt)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	ks, err := newKeySchedule(key, o.ownKey, salt)
+	ks, err := newKeySchedule(key, false, salt)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	mac, err := ks.headerMAC(hdr.raw[:len(hdr.raw)-MACSize])
 	if err != nil {
 		ks.close()
-		return nil, err
+		return err
 	}
 	copy(hdr.mac(), mac)
-	ch, err := newChunker(hdr, o.concurrency, true)
-	if err != nil {
-		ks.close()
-		return nil, err
+	if w.ch == nil {
+		ch, err := newChunker(hdr, o.concurrency, true)
+		if err != nil {
+			ks.close()
+			return err
+		}
+		ch.testHook = o.testHook
+		w.ch = ch
+		depth, _ := pipelineDepth(o.concurrency, ch.chunk)
+		w.pipe = newPipeline(ch, opSeal, o.concurrency, newCommitter(depth))
 	}
-	ch.testHook = o.testHook
-	w := &Writer{dst: dst, o: o, hdr: hdr, ks: ks, ch: ch, chunk: hdr.ChunkSize(), idx: o.firstIndex}
+	// The workers are stopped, so no goroutine reads the chunker or the
+	// committer now; the next push starts them after these writes.
+	w.ch.aad = hdr.mac()
+	w.pipe.c.reset(dst, o.firstIndex)
 	if err := writeAll(dst, hdr.raw); err != nil {
-		w.release()
-		return nil, err
+		ks.close()
+		return err
 	}
-	return w, nil
+	ks.own = o.ownKey
+	*w = Writer{dst: dst, o: o, hdr: hdr, ks: ks, ch: w.ch, chunk: hdr.ChunkSize(), pipe: w.pipe,
+		buf: w.buf, idx: o.firstIndex}
+	return nil
+}
+
+// Reset abandons the Writer's current stream, if Close has not ended it,
+// and starts a new one in dst: it writes a new header for params, with a
+// fresh salt, and encrypts what follows under key. It keeps the options
+// (WithConcurrency, WithChunkSize, WithCompression, metadata, key
+// ownership) and reuses the chunk buffers and the compressor, so that
+// many short streams cost less than as many NewWriter calls. Reset takes
+// the key explicitly: a Writer never starts a new stream under the key of
+// the previous one by accident (a fresh salt gives each stream its own
+// subkeys in any case).
+//
+// With WithKeyOwnership, Reset closes the previous key if the Writer had
+// not yet done so, and owns key from then on (and closes it if Reset
+// fails). Bytes of an abandoned stream already written to the old dst are
+// an incomplete stream, which a Reader rejects. If Reset fails, the Writer
+// is in the failed state, with Reset's error sticky, until the next
+// successful Reset.
+func (w *Writer) Reset(dst io.Writer, key securebuf.Secret, params HeaderParams) error {
+	w.abandon()
+	if err := w.begin(dst, key, params); err != nil {
+		if w.o.ownKey && key != nil {
+			key.Close()
+		}
+		w.release()
+		w.err, w.closed, w.closeErr = err, true, err
+		return err
+	}
+	return nil
+}
+
+// abandon stops the pipeline and drops the current stream's keys, keeping
+// the buffers.
+func (w *Writer) abandon() {
+	w.pipe.c.fail(errAbandoned)
+	w.pipe.stop()
+	w.n = 0
+	if w.ks != nil {
+		w.ks.close()
+	}
 }
 
 // Header returns the header the Writer wrote.
@@ -139,10 +206,6 @@ func writeAll(dst io.Writer, b []byte) error {
 	}
 	return err
 }
-
-// direct reports whether a full chunk can be sealed straight from the
-// caller's slice: only on the synchronous, uncompressed path.
-func (w *Writer) direct() bool { return w.o.concurrency == 1 && !w.ch.framed }
 
 // Write encrypts p. It returns len(p) unless an error stops it.
 func (w *Writer) Write(p []byte) (int, error) {
@@ -158,14 +221,6 @@ func (w *Writer) Write(p []byte) (int, error) {
 				return written, err
 			}
 		}
-		if w.n == 0 && len(p) > w.chunk && w.direct() {
-			if err := w.sealDirect(p[:w.chunk]); err != nil {
-				return written, err
-			}
-			p = p[w.chunk:]
-			written += w.chunk
-			continue
-		}
 		if w.buf == nil {
 			w.buf = getBuf(w.ch.bufSize())
 		}
@@ -178,9 +233,10 @@ func (w *Writer) Write(p []byte) (int, error) {
 }
 
 // ReadFrom encrypts everything src yields until io.EOF, reading straight
-// into the chunk buffers. It does not end the stream: call Close. An
-// error from src is returned as is and is not sticky (the bytes read
-// before it are kept and will be encrypted).
+// into the chunk buffers while the workers seal the chunks read before.
+// It does not end the stream: call Close. An error from src is returned
+// as is and is not sticky (the bytes read before it are kept and will be
+// encrypted).
 func (w *Writer) ReadFrom(src io.Reader) (int64, error) {
 	if w.err != nil {
 		return 0, w.err
@@ -206,40 +262,37 @@ func (w *Writer) ReadFrom(src io.Reader) (int64, error) {
 			if err != nil {
 				if w.n > w.chunk {
 					// Keep the lookahead byte as the start of the next chunk.
-					extra := b[w.chunk]
-					w.n = w.chunk
-					if ferr := w.flush(notLast); ferr != nil {
+					if ferr := w.flushLookahead(); ferr != nil {
 						return total, ferr
 					}
-					w.buf = w.ensureBuf()
-					(*w.buf)[0] = extra
-					w.n = 1
 				}
 				return total, err
 			}
 		}
-		extra := b[w.chunk]
-		w.n = w.chunk
-		if err := w.flush(notLast); err != nil {
+		if err := w.flushLookahead(); err != nil {
 			return total, err
 		}
-		w.buf = w.ensureBuf()
-		(*w.buf)[0] = extra
-		w.n = 1
 	}
 }
 
-func (w *Writer) ensureBuf() *[]byte {
-	if w.buf == nil {
-		return getBuf(w.ch.bufSize())
+// flushLookahead dispatches the full chunk in w.buf, whose lookahead byte
+// (at w.buf[chunk]) starts the next chunk in a new buffer.
+func (w *Writer) flushLookahead() error {
+	extra := (*w.buf)[w.chunk]
+	w.n = w.chunk
+	if err := w.flush(notLast); err != nil {
+		return err
 	}
-	return w.buf
+	w.buf = getBuf(w.ch.bufSize())
+	(*w.buf)[0] = extra
+	w.n = 1
+	return nil
 }
 
-// Close seals the final chunk, waits until every chunk is written to dst,
-// stops the workers and, with WithKeyOwnership, closes the data key. It
-// does not close dst. A second Close returns the first one's result;
-// Write and ReadFrom after Close return ErrClosed.
+// Close seals the final chunk, writes every chunk still in the Writer to
+// dst, stops the workers and, with WithKeyOwnership, closes the data key.
+// It does not close dst. A second Close returns the first one's result;
+// Write and ReadFrom after Close return ErrClosed (until Reset).
 func (w *Writer) Close() error {
 	if w.closed {
 		return w.closeErr
@@ -247,11 +300,9 @@ func (w *Writer) Close() error {
 	w.closed = true
 	if w.err == nil {
 		if err := w.flush(isLast); err == nil {
-			if w.pipe != nil {
-				err = w.pipe.shutdown()
-				w.pipe = nil
-				if err != nil {
-					w.fail(err)
+			for !w.pipe.empty() {
+				if err := w.finishJob(w.pipe.pop()); err != nil {
+					break
 				}
 			}
 		}
@@ -270,7 +321,11 @@ const (
 	notLast = false
 )
 
-// flush seals the buffered chunk (w.buf[:w.n]) as chunk w.idx.
+// flush hands the buffered chunk (w.buf[:w.n]) to the workers as chunk
+// w.idx, then recycles the chunks at the front of the queue that are
+// written; when the queue is full, it first waits until only a few queued
+// chunks are left unwritten. A one-chunk stream (the final chunk with
+// nothing queued) is sealed and written in the caller's goroutine.
 func (w *Writer) flush(last bool) error {
 	if w.idx >= MaxChunks {
 		return w.fail(ErrTooLarge)
@@ -282,78 +337,36 @@ func (w *Writer) flush(last bool) error {
 	if w.buf == nil {
 		w.buf = getBuf(w.ch.bufSize())
 	}
-	if w.o.concurrency == 1 {
-		j := &w.sj
-		*j = job{idx: w.idx, last: last, aead: aead, a: w.buf, in: (*w.buf)[:w.n]}
-		w.idx++
-		w.n = 0
-		if w.ch.framed {
-			if w.obuf == nil {
-				w.obuf = getBuf(w.ch.outSize())
-			}
-			j.b = w.obuf
-		}
-		w.ch.run(j, opSeal)
-		if j.err != nil {
-			return w.fail(j.err)
-		}
-		if err := writeAll(w.dst, j.out); err != nil {
-			return w.fail(err)
-		}
-		return nil
-	}
-	// Parallel: the job takes the buffer.
 	j := newJob()
 	*j = job{idx: w.idx, last: last, aead: aead, a: w.buf, in: (*w.buf)[:w.n], done: j.done}
 	w.idx++
 	w.n = 0
 	w.buf = nil
-	if w.ch.framed {
-		j.b = getBuf(w.ch.outSize())
+	p := w.pipe
+	if last && p.empty() {
+		p.runHere(j)
+	} else {
+		p.push(j)
 	}
-	if w.pipe == nil {
-		if last {
-			// A one-chunk stream: no reason to start goroutines.
-			w.ch.run(j, opSeal)
-			err := j.err
-			if err == nil {
-				err = writeAll(w.dst, j.out)
+	for !p.empty() {
+		if !p.ready() {
+			if !p.full() {
+				return nil // read on while the workers seal and write
 			}
-			releaseJob(j)
-			if err != nil {
-				return w.fail(err)
-			}
-			return nil
+			p.waitLow()
 		}
-		w.pipe = startWritePipe(w.dst, w.ch, w.o.concurrency)
-	}
-	if err := w.pipe.dispatch(j); err != nil {
-		return w.fail(err)
+		if err := w.finishJob(p.pop()); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// sealDirect seals p, a full non-final chunk, straight from the caller's
-// slice into the chunk buffer (synchronous uncompressed path only).
-func (w *Writer) sealDirect(p []byte) error {
-	if w.idx >= MaxChunks {
-		return w.fail(ErrTooLarge)
-	}
-	aead, err := w.ks.aeadFor(w.idx)
+// finishJob recycles a job that is finished (written to dst, or failed).
+func (w *Writer) finishJob(j *job) error {
+	err := j.err
+	releaseJob(j)
 	if err != nil {
-		return w.fail(err)
-	}
-	if w.buf == nil {
-		w.buf = getBuf(w.ch.bufSize())
-	}
-	j := &w.sj
-	*j = job{idx: w.idx, last: notLast, aead: aead, a: w.buf, in: p}
-	w.idx++
-	w.ch.run(j, opSeal)
-	if j.err != nil {
-		return w.fail(j.err)
-	}
-	if err := writeAll(w.dst, j.out); err != nil {
 		return w.fail(err)
 	}
 	return nil
@@ -365,121 +378,19 @@ func (w *Writer) fail(err error) error {
 	if w.err == nil {
 		w.err = err
 	}
-	if w.pipe != nil {
-		w.pipe.shutdown()
-		w.pipe = nil
-	}
+	w.pipe.c.fail(w.err) // write nothing more
+	w.pipe.stop()
 	w.ks.close()
 	return w.err
 }
 
-// release returns the buffers and drops the keys (the pipeline is
-// already stopped).
+// release stops the pipeline, returns the buffer being filled and drops
+// the keys. The chunker stays for Reset: its zstd encoder, used only
+// through EncodeAll, holds no goroutine and needs no Close.
 func (w *Writer) release() {
-	if w.pipe != nil {
-		w.pipe.shutdown()
-		w.pipe = nil
-	}
+	w.pipe.stop()
 	putBuf(w.buf)
-	putBuf(w.obuf)
-	w.buf, w.obuf = nil, nil
-	w.ch.close()
+	w.buf = nil
+	w.n = 0
 	w.ks.close()
-}
-
-// writePipe is the parallel path of a Writer, the ordered job/flusher
-// pattern of klauspost/compress/zstd: every job is sent to the ordered
-// results channel and to the workers; the flusher receives results in
-// dispatch order, waits until each is sealed, and writes it. The capacity
-// of results bounds the jobs in flight (backpressure). The Writer owns
-// the workers and the flusher and stops both in shutdown.
-type writePipe struct {
-	dst     io.Writer
-	ch      *chunker
-	w       *workers
-	results chan *job
-	flushed chan struct{}
-
-	mu  sync.Mutex
-	err error // first error wins
-}
-
-func startWritePipe(dst io.Writer, ch *chunker, n int) *writePipe {
-	p := &writePipe{
-		dst:     dst,
-		ch:      ch,
-		w:       startWorkers(n, ch, opSeal),
-		results: make(chan *job, n),
-		flushed: make(chan struct{}),
-	}
-	go p.flusher()
-	return p
-}
-
-func (p *writePipe) setErr(err error) {
-	p.mu.Lock()
-	if p.err == nil {
-		p.err = err
-	}
-	p.mu.Unlock()
-}
-
-func (p *writePipe) getErr() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.err
-}
-
-func (p *writePipe) dispatch(j *job) error {
-	if err := p.getErr(); err != nil {
-		releaseJob(j)
-		return err
-	}
-	p.send(p.results, j)
-	p.send(p.w.jobs, j)
-	return nil
-}
-
-// send sends j on ch. While ch is full, the caller seals queued jobs
-// itself instead of waiting idle: on a busy machine, where the workers may
-// not get a CPU, the pipeline then runs no slower than the caller alone.
-func (p *writePipe) send(ch chan *job, j *job) {
-	for {
-		select {
-		case ch <- j:
-			return
-		case x := <-p.w.jobs:
-			p.ch.run(x, opSeal)
-		}
-	}
-}
-
-// flusher writes sealed chunks in order. After the first error it keeps
-// draining (waiting for each job and recycling its buffers) so that
-// nothing blocks.
-func (p *writePipe) flusher() {
-	defer close(p.flushed)
-	for j := range p.results {
-		<-j.done
-		if p.getErr() == nil {
-			err := j.err
-			if err == nil {
-				err = writeAll(p.dst, j.out)
-			}
-			if err != nil {
-				p.setErr(err)
-			}
-		}
-		releaseJob(j)
-	}
-}
-
-// shutdown stops the workers, then the flusher, and returns the first
-// error: close the jobs, wait for the workers, close the results, wait
-// for the flusher.
-func (p *writePipe) shutdown() error {
-	p.w.stop()
-	close(p.results)
-	<-p.flushed
-	return p.getErr()
 }
