@@ -2,6 +2,7 @@ package stream
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 )
@@ -281,7 +282,7 @@ func (c *committer) commit(j *job) {
 		err := c.err
 		c.mu.Unlock()
 		if err == nil && k.err == nil {
-			err = writeAll(c.dst, k.out)
+			err = c.write(k)
 		}
 		c.mu.Lock()
 		switch {
@@ -295,6 +296,18 @@ func (c *committer) commit(j *job) {
 	}
 	c.writing = false
 	c.mu.Unlock()
+}
+
+// write writes k's sealed chunk to dst. A panic in dst's Write, which
+// runs on a worker goroutine that the caller cannot recover on, becomes
+// the stream's error.
+func (c *committer) write(k *job) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("stream: panic in the destination's Write (chunk %d): %v", k.idx, r)
+		}
+	}()
+	return writeAll(c.dst, k.out)
 }
 
 // fail0 is fail with c.mu held.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -391,5 +392,37 @@ func TestFirstErrorWins(t *testing.T) {
 				t.Fatalf("%d bytes written, want exactly the %d the sink accepted", dst.buf.Len(), limit)
 			}
 		})
+	}
+}
+
+// panicWriter panics on its first Write after the header.
+type panicWriter struct{ n int }
+
+func (w *panicWriter) Write(p []byte) (int, error) {
+	w.n++
+	if w.n > 1 {
+		panic("destination exploded")
+	}
+	return len(p), nil
+}
+
+// TestDestinationPanicBecomesError: dst's Write runs on a worker
+// goroutine, where the caller could not recover a panic; it becomes the
+// stream's sticky error instead of crashing the program.
+func TestDestinationPanicBecomesError(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	key := testKey(t, "dstpanic")
+	for _, conc := range []int{1, 2} {
+		w, err := stream.NewWriter(&panicWriter{}, key, testParams, stream.WithChunkSize(cs), stream.WithConcurrency(conc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(randBytes(8*cs, 66))
+		if err := w.Close(); err == nil || !strings.Contains(err.Error(), "destination exploded") {
+			t.Fatalf("conc=%d: Close = %v, want the panic as an error", conc, err)
+		}
+		if _, err := w.Write([]byte("x")); err == nil {
+			t.Fatalf("conc=%d: the error is not sticky", conc)
+		}
 	}
 }

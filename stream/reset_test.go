@@ -139,6 +139,38 @@ func TestWriterResetKeyOwnership(t *testing.T) {
 	}
 }
 
+// TestReaderResetKeyOwnership: with WithKeyOwnership, Reader.Reset closes
+// the previous key if the Reader had not yet, owns the new one, and closes
+// it if Reset fails.
+func TestReaderResetKeyOwnership(t *testing.T) {
+	ct := encrypt(t, testKey(t, "rown"), randBytes(5*cs, 2), stream.WithChunkSize(cs))
+	k1, k2, k3 := testKey(t, "rown"), testKey(t, "rown"), testKey(t, "wrong")
+	src := bytes.NewReader(ct)
+	h, _ := stream.ReadHeader(src)
+	r, err := stream.NewReader(src, h, k1, stream.WithKeyOwnership())
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadFull(r, make([]byte, cs))
+	src = bytes.NewReader(ct)
+	h, _ = stream.ReadHeader(src)
+	if err := r.Reset(src, h, k2); err != nil {
+		t.Fatal(err)
+	}
+	if !k1.IsClosed() || k2.IsClosed() {
+		t.Fatalf("after Reset: old key closed %v, new key closed %v", k1.IsClosed(), k2.IsClosed())
+	}
+	if _, err := io.ReadAll(r); err != nil || !k2.IsClosed() {
+		t.Fatalf("ReadAll: %v; key closed at the end of the stream: %v", err, k2.IsClosed())
+	}
+	src = bytes.NewReader(ct)
+	h, _ = stream.ReadHeader(src)
+	if err := r.Reset(src, h, k3); !errors.Is(err, stream.ErrAuth) || !k3.IsClosed() {
+		t.Fatalf("failed Reset: %v, key closed %v", err, k3.IsClosed())
+	}
+	r.Close()
+}
+
 // TestReaderReset: a Reader reused with Reset reads independent streams,
 // also after Close, across chunk sizes and codecs; each is verified under
 // the key given to Reset.
