@@ -86,7 +86,9 @@ func WithChunkSize(n int) Option {
 // while the caller's goroutine reads the next chunks, so that I/O and
 // AES-GCM overlap on two cores; a stream that fits in one chunk is
 // processed in the caller's goroutine and starts none. With more, the
-// caller also seals or opens queued chunks while it waits for them.
+// caller also seals or opens queued chunks while it waits for them. A
+// ReaderAt opens the chunks of one ReadAt on up to n goroutines (with 1,
+// in the caller's).
 func WithConcurrency(n int) Option {
 	return func(o *options) error {
 		if n < 0 || n > 1024 {
