@@ -1,8 +1,6 @@
 package envelope_test
 
 import (
-	"context"
-	"crypto/rand"
 	"testing"
 
 	"github.com/enc-pipe/enc-pipe/envelope"
@@ -33,42 +31,6 @@ func warmPKeySession(b testing.TB) *envelope.Session {
 
 // BenchmarkEncryptPKey and BenchmarkDecryptPKey are BenchmarkEncrypt and
 // BenchmarkDecrypt with the keys in AccessPKey secrets.
-func BenchmarkEncryptPKey(b *testing.B) {
-	s := warmPKeySession(b)
-	ctx := context.Background()
-	for _, n := range benchSizes {
-		data := make([]byte, n)
-		rand.Read(data)
-		b.Run(sizeName(n), func(b *testing.B) {
-			b.SetBytes(int64(n))
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := s.Encrypt(ctx, data); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
+func BenchmarkEncryptPKey(b *testing.B) { benchEncrypt(b, warmPKeySession(b)) }
 
-func BenchmarkDecryptPKey(b *testing.B) {
-	s := warmPKeySession(b)
-	ctx := context.Background()
-	for _, n := range benchSizes {
-		data := make([]byte, n)
-		rand.Read(data)
-		drr, err := s.Encrypt(ctx, data)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Run(sizeName(n), func(b *testing.B) {
-			b.SetBytes(int64(n))
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := s.Decrypt(ctx, *drr); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
+func BenchmarkDecryptPKey(b *testing.B) { benchDecrypt(b, warmPKeySession(b)) }
