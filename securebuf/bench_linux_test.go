@@ -17,64 +17,17 @@ var benchKey = [32]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
 
 // BenchmarkCreateClose: a 32-byte secret created and closed.
 func BenchmarkCreateClose(b *testing.B) {
-	ps := PageSize()
 	b.Run("raw", func(b *testing.B) {
-		// mmap + MADV_DONTDUMP + mlock + copy + mprotect(NONE), then
-		// mprotect(RW) + wipe + munmap: the minimum for one locked,
-		// no-dump, no-access page.
+		// The minimum for one locked, no-dump, no-access page.
 		b.ReportAllocs()
 		for b.Loop() {
-			m, err := memcall.Map(ps, memcall.ReadWrite)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := unix.Madvise(m, unix.MADV_DONTDUMP); err != nil {
-				b.Fatal(err)
-			}
-			if err := unix.Mlock(m); err != nil {
-				b.Fatal(err)
-			}
-			copy(m[ps-32:], benchKey[:])
-			if err := unix.Mprotect(m, unix.PROT_NONE); err != nil {
-				b.Fatal(err)
-			}
-			if err := unix.Mprotect(m, unix.PROT_READ|unix.PROT_WRITE); err != nil {
-				b.Fatal(err)
-			}
-			clear(m)
-			if err := memcall.Unmap(m); err != nil {
-				b.Fatal(err)
-			}
+			rawCycle(b, false)
 		}
 	})
 	b.Run("raw-guarded", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			m, err := memcall.Map(3*ps, memcall.NoAccess)
-			if err != nil {
-				b.Fatal(err)
-			}
-			inner := m[ps : 2*ps]
-			if err := unix.Madvise(m, unix.MADV_DONTDUMP); err != nil {
-				b.Fatal(err)
-			}
-			if err := unix.Mprotect(inner, unix.PROT_READ|unix.PROT_WRITE); err != nil {
-				b.Fatal(err)
-			}
-			if err := unix.Mlock(inner); err != nil {
-				b.Fatal(err)
-			}
-			copy(inner[ps-32:], benchKey[:])
-			if err := unix.Mprotect(inner, unix.PROT_NONE); err != nil {
-				b.Fatal(err)
-			}
-			if err := unix.Mprotect(inner, unix.PROT_READ|unix.PROT_WRITE); err != nil {
-				b.Fatal(err)
-			}
-			clear(inner)
-			if err := memcall.Unmap(m); err != nil {
-				b.Fatal(err)
-			}
+			rawCycle(b, true)
 		}
 	})
 	for _, c := range []struct {
