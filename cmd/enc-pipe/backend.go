@@ -174,19 +174,26 @@ func (a *app) homeHasKeys(s *settings) bool {
 }
 
 // openKMS opens the master key: a static key file read into protected
-// memory made by secrets (the read buffer is wiped), or AWS KMS in one or
+// memory made by secrets (read through a scratch slot), or AWS KMS in one or
 // more regions, which keeps its data keys in secrets.
 func (a *app) openKMS(ctx context.Context, s *settings, secrets *securebuf.Factory) (envelope.KMS, error) {
 	switch s.kms.Kind {
 	case config.Static:
-		key, err := a.readMasterKey(s.kms.File)
+		// The key file is read into a locked, no-dump scratch slot (wiped
+		// when the callback returns), never into the Go heap.
+		var kms *statickms.KMS
+		err := secrets.WithScratch(config.MasterKeySize, func(key []byte) error {
+			if err := a.readMasterKey(s.kms.File, key); err != nil {
+				return err
+			}
+			var err error
+			if kms, err = statickms.New(key, statickms.WithSecretFactory(secrets)); err != nil {
+				return keyError(err, "master key %s", s.kms.File)
+			}
+			return nil
+		})
 		if err != nil {
 			return nil, err
-		}
-		kms, err := statickms.New(key, statickms.WithSecretFactory(secrets))
-		clear(key)
-		if err != nil {
-			return nil, keyError(err, "master key %s", s.kms.File)
 		}
 		return kms, nil
 	case config.AWS:

@@ -71,32 +71,30 @@ func syncDir(dir string) {
 	}
 }
 
-// readMasterKey reads a static master key file. The caller must clear the
-// returned slice as soon as it has been handed to the KMS. It refuses files
-// that are not exactly 32 bytes, and warns about files other users can read.
-func (a *app) readMasterKey(path string) ([]byte, error) {
+// readMasterKey reads a static master key file into key, which must be
+// MasterKeySize bytes of protected memory. It refuses files that are not
+// exactly that size, and warns about files other users can read.
+func (a *app) readMasterKey(path string, key []byte) error {
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, keyError(err, "master key file %s is missing (run 'enc-pipe init' to create a new key, which cannot decrypt existing data)", path)
+			return keyError(err, "master key file %s is missing (run 'enc-pipe init' to create a new key, which cannot decrypt existing data)", path)
 		}
-		return nil, keyError(err, "cannot read master key")
+		return keyError(err, "cannot read master key")
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, keyError(err, "cannot read master key")
+		return keyError(err, "cannot read master key")
 	}
-	if !st.Mode().IsRegular() || st.Size() != config.MasterKeySize {
-		return nil, keyError(fmt.Errorf("it holds %d bytes", st.Size()), "master key file %s must hold exactly %d bytes", path, config.MasterKeySize)
+	if !st.Mode().IsRegular() || st.Size() != config.MasterKeySize || len(key) != config.MasterKeySize {
+		return keyError(fmt.Errorf("it holds %d bytes", st.Size()), "master key file %s must hold exactly %d bytes", path, config.MasterKeySize)
 	}
 	if st.Mode().Perm()&0o077 != 0 {
 		a.warnf("master key file %s is readable by other users (mode %#o): chmod 600 it", path, st.Mode().Perm())
 	}
-	key := make([]byte, config.MasterKeySize)
 	if _, err := io.ReadFull(f, key); err != nil {
-		clear(key)
-		return nil, keyError(err, "cannot read master key %s", path)
+		return keyError(err, "cannot read master key %s", path)
 	}
-	return key, nil
+	return nil
 }
