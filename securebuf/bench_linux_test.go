@@ -195,40 +195,25 @@ func BenchmarkScratch(b *testing.B) {
 // + mlock + copy + mprotect(NONE), then mprotect(RW) + wipe + munmap.
 func rawCycle(b *testing.B, guarded bool) {
 	ps := PageSize()
-	if !guarded {
-		m, err := memcall.Map(ps, memcall.ReadWrite)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := unix.Madvise(m, unix.MADV_DONTDUMP); err != nil {
-			b.Fatal(err)
-		}
-		if err := unix.Mlock(m); err != nil {
-			b.Fatal(err)
-		}
-		copy(m[ps-32:], benchKey[:])
-		if err := unix.Mprotect(m, unix.PROT_NONE); err != nil {
-			b.Fatal(err)
-		}
-		if err := unix.Mprotect(m, unix.PROT_READ|unix.PROT_WRITE); err != nil {
-			b.Fatal(err)
-		}
-		clear(m)
-		if err := memcall.Unmap(m); err != nil {
-			b.Fatal(err)
-		}
-		return
+	pages, prot := 1, memcall.ReadWrite
+	if guarded {
+		pages, prot = 3, memcall.NoAccess // guard, data, guard
 	}
-	m, err := memcall.Map(3*ps, memcall.NoAccess)
+	m, err := memcall.Map(pages*ps, prot)
 	if err != nil {
 		b.Fatal(err)
 	}
-	inner := m[ps : 2*ps]
+	inner := m
+	if guarded {
+		inner = m[ps : 2*ps]
+	}
 	if err := unix.Madvise(m, unix.MADV_DONTDUMP); err != nil {
 		b.Fatal(err)
 	}
-	if err := unix.Mprotect(inner, unix.PROT_READ|unix.PROT_WRITE); err != nil {
-		b.Fatal(err)
+	if guarded {
+		if err := unix.Mprotect(inner, unix.PROT_READ|unix.PROT_WRITE); err != nil {
+			b.Fatal(err)
+		}
 	}
 	if err := unix.Mlock(inner); err != nil {
 		b.Fatal(err)
