@@ -268,11 +268,6 @@ func (s *state) free(ev *events) error {
 // action to return.
 func (h *handle) WithBytes(action func([]byte) error) (err error) {
 	s := h.st
-	if s.f.pkey != noPKey {
-		err = s.withBytesPKey(action)
-		runtime.KeepAlive(h)
-		return err
-	}
 	if err := s.acquire(); err != nil {
 		return err
 	}
@@ -281,31 +276,18 @@ func (h *handle) WithBytes(action func([]byte) error) (err error) {
 			err = errors.Join(err, rerr)
 		}
 	}()
-	err = action(s.data)
+	if k := s.f.pkey; k != noPKey {
+		// The goroutine is locked to its thread before the key is
+		// opened and unlocked only after it is closed again, so no
+		// other goroutine ever runs on a thread that has the key open,
+		// and threads the runtime creates meanwhile do not inherit it
+		// (see the package documentation, "Access modes").
+		withPKeyAccess(k, false, func() { err = action(s.data) })
+	} else {
+		err = action(s.data)
+	}
 	runtime.KeepAlive(h)
 	return err
-}
-
-// withBytesPKey is WithBytes in AccessPKey mode. The goroutine is locked to
-// its thread before the key is opened and unlocked only after it is closed
-// again, so no other goroutine ever runs on a thread that has the key open,
-// and threads the runtime creates meanwhile do not inherit it (see the
-// package documentation, "Access modes").
-func (s *state) withBytesPKey(action func([]byte) error) (err error) {
-	if err := s.acquire(); err != nil {
-		return err
-	}
-	key := s.f.pkey
-	runtime.LockOSThread()
-	old := pkeyOpen(key, false)
-	defer func() {
-		pkeyRestore(key, old)
-		runtime.UnlockOSThread()
-		if rerr := s.release(); rerr != nil {
-			err = errors.Join(err, rerr)
-		}
-	}()
-	return action(s.data)
 }
 
 // WithBytesFunc is WithBytes for an action that returns a result.

@@ -26,13 +26,8 @@ import (
 // Close wipes the keys it holds and closes the metastore.
 type backend struct {
 	factory *envelope.SessionFactory
-	store   envelope.Metastore
-	label   string // the metastore, redacted, for messages
 	closers []func() error
 }
-
-// sessionHandle is what encryption needs from a partition.
-type sessionHandle = *envelope.Session
 
 // Close closes the factory (wiping cached keys), the KMS (wiping the master
 // key) and the metastore, in that order.
@@ -119,7 +114,7 @@ func (a *app) openBackend(ctx context.Context, create bool) (*backend, error) {
 		return nil, keyError(fmt.Errorf("%s and %s are missing", config.MasterKeyFile, config.MetastoreFile),
 			"no keys in %s: nothing was encrypted with this ENC_PIPE_HOME (set ENC_PIPE_HOME, or --metastore and --kms)", s.home)
 	}
-	be := &backend{label: s.metastore.Redacted()}
+	be := &backend{}
 	ok := false
 	defer func() {
 		if !ok {
@@ -139,7 +134,6 @@ func (a *app) openBackend(ctx context.Context, create bool) (*backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	be.store = store
 	be.closers = append(be.closers, closeStore)
 
 	kms, err := a.openKMS(ctx, s, secrets)

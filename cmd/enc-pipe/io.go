@@ -17,9 +17,6 @@ import (
 // input is an opened input.
 type input struct {
 	sources.Source
-	// file is the opened file, or stdin when it is a regular file
-	// (redirected from one); nil for pipes and terminals.
-	file *os.File
 	info fs.FileInfo
 	// ra is set when the input can be read at any offset.
 	ra sources.RandomAccess
@@ -89,12 +86,9 @@ func (a *app) openInput(ctx context.Context, name string) (*input, error) {
 		if f, ok := a.stdin.(*os.File); ok {
 			if st, err := f.Stat(); err == nil {
 				in.info = st
-				if st.Mode().IsRegular() {
-					in.file = f
-				}
 			}
 		}
-		if in.file == nil {
+		if in.size() < 0 {
 			// A pipe or terminal: a Read may block for ever, so read it
 			// from a goroutine that a cancellation can walk away from.
 			r = cancelableReader(ctx, r)
@@ -117,8 +111,7 @@ func (a *app) openInput(ctx context.Context, name string) (*input, error) {
 
 // outputOptions describe how to create an output.
 type outputOptions struct {
-	binary bool        // refuse to write to a terminal
-	perm   fs.FileMode // file mode before umask
+	binary bool // refuse to write to a terminal
 }
 
 // openOutput creates an output by name. File outputs are atomic and are
@@ -153,10 +146,7 @@ func (a *app) openOutput(name string, in *input, o outputOptions) (sinks.Sink, e
 		if err == nil && in != nil && in.info != nil && os.SameFile(st, in.info) {
 			return nil, usageErrorf("output %s is the input: write to another file", loc.Path)
 		}
-		if o.perm == 0 {
-			o.perm = 0o666
-		}
-		s, err := sinks.CreateFile(loc.Path, sinks.WithPerm(o.perm))
+		s, err := sinks.CreateFile(loc.Path)
 		if err != nil {
 			return nil, ioError(err, "cannot create output %s", loc.Path)
 		}

@@ -40,7 +40,6 @@ type keyRow struct {
 	Created   int64    `json:"created"`
 	Revoked   bool     `json:"revoked"`
 	Parent    *keyInfo `json:"parent,omitempty"`
-	rec       *envelope.EnvelopeKeyRecord
 }
 
 // listKeys returns the system keys of the configured service and product
@@ -79,7 +78,7 @@ func (a *app) listKeys(ctx context.Context, be *backend, partition string) ([]ke
 }
 
 func newKeyRow(kind, partition string, r *envelope.EnvelopeKeyRecord) keyRow {
-	row := keyRow{Kind: kind, ID: r.ID, Partition: partition, Created: r.Created, Revoked: r.Revoked, rec: r}
+	row := keyRow{Kind: kind, ID: r.ID, Partition: partition, Created: r.Created, Revoked: r.Revoked}
 	if r.ParentKeyMeta != nil {
 		row.Parent = &keyInfo{ID: r.ParentKeyMeta.ID, Created: r.ParentKeyMeta.Created}
 	}

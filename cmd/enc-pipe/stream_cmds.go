@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	encpipe "github.com/enc-pipe/enc-pipe"
+	"github.com/enc-pipe/enc-pipe/envelope"
 	"github.com/enc-pipe/enc-pipe/stream"
 )
 
@@ -184,7 +185,7 @@ func (a *app) runEncrypt(cmd *cobra.Command, args []string, f *encryptFlags) err
 	return finish(out, err)
 }
 
-func (a *app) encryptStream(ctx context.Context, out io.Writer, src io.Reader, sess sessionHandle, opts []stream.Option) error {
+func (a *app) encryptStream(ctx context.Context, out io.Writer, src io.Reader, sess *envelope.Session, opts []stream.Option) error {
 	w, err := encpipe.NewWriter(ctx, writeTagger{out}, sess, opts...)
 	if err != nil {
 		return classifyStreamErr(err, "cannot start encryption")
