@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 
+	"github.com/enc-pipe/enc-pipe/cmd/enc-pipe/internal/config"
 	"github.com/enc-pipe/enc-pipe/envelope"
 	"github.com/enc-pipe/enc-pipe/envelope/kms/awskms"
 	"github.com/enc-pipe/enc-pipe/envelope/kms/statickms"
@@ -18,7 +19,6 @@ import (
 	"github.com/enc-pipe/enc-pipe/envelope/metastore/sqlstore"
 	"github.com/enc-pipe/enc-pipe/envelope/metastore/sqlstore/serverdb"
 	"github.com/enc-pipe/enc-pipe/envelope/metastore/sqlstore/sqlitedb"
-	"github.com/enc-pipe/enc-pipe/internal/config"
 	"github.com/enc-pipe/enc-pipe/securebuf"
 )
 

@@ -16,7 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
-	"github.com/enc-pipe/enc-pipe/internal/config"
+	"github.com/enc-pipe/enc-pipe/cmd/enc-pipe/internal/config"
 	"github.com/enc-pipe/enc-pipe/internal/testenv"
 )
 

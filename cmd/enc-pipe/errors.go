@@ -9,8 +9,8 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/enc-pipe/enc-pipe/internal/config"
-	"github.com/enc-pipe/enc-pipe/internal/location"
+	"github.com/enc-pipe/enc-pipe/cmd/enc-pipe/internal/config"
+	"github.com/enc-pipe/enc-pipe/cmd/enc-pipe/internal/location"
 )
 
 // Exit codes, documented in the root command's help and docs/CLI.md.

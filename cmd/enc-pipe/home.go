@@ -9,7 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/enc-pipe/enc-pipe/internal/config"
+	"github.com/enc-pipe/enc-pipe/cmd/enc-pipe/internal/config"
 )
 
 // homeDir returns the embedded default's directory.

@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/enc-pipe/enc-pipe/internal/location"
+	"github.com/enc-pipe/enc-pipe/cmd/enc-pipe/internal/location"
 	"github.com/enc-pipe/enc-pipe/sinks"
 	"github.com/enc-pipe/enc-pipe/sources"
 )

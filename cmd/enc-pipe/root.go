@@ -3,7 +3,7 @@ package main
 import (
 	"github.com/spf13/cobra"
 
-	"github.com/enc-pipe/enc-pipe/internal/config"
+	"github.com/enc-pipe/enc-pipe/cmd/enc-pipe/internal/config"
 )
 
 // Defaults of the key hierarchy settings.

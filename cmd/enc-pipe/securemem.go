@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/enc-pipe/enc-pipe/internal/config"
+	"github.com/enc-pipe/enc-pipe/cmd/enc-pipe/internal/config"
 	"github.com/enc-pipe/enc-pipe/securebuf"
 )
 

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/enc-pipe/enc-pipe/internal/config"
+	"github.com/enc-pipe/enc-pipe/cmd/enc-pipe/internal/config"
 )
 
 func env(m map[string]string) func(string) string {

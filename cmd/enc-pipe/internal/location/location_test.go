@@ -4,7 +4,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/enc-pipe/enc-pipe/internal/location"
+	"github.com/enc-pipe/enc-pipe/cmd/enc-pipe/internal/location"
 )
 
 func TestParse(t *testing.T) {

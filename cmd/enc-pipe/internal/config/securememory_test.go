@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/enc-pipe/enc-pipe/internal/config"
+	"github.com/enc-pipe/enc-pipe/cmd/enc-pipe/internal/config"
 	"github.com/enc-pipe/enc-pipe/securebuf"
 )
 
