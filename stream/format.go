@@ -169,7 +169,7 @@ func ReadHeader(src io.Reader) (*Header, error) {
 		return nil, readErr(err)
 	}
 	if [4]byte(prefix[:4]) != magic {
-		return nil, errNotStream
+		return nil, notStream()
 	}
 	if err := checkPrefix(prefix[:]); err != nil {
 		return nil, err
@@ -189,12 +189,12 @@ func ReadHeader(src io.Reader) (*Header, error) {
 func ParseHeader(b []byte) (*Header, error) {
 	if len(b) < prefixSize {
 		if len(b) >= 4 && [4]byte(b[:4]) != magic {
-			return nil, errNotStream
+			return nil, notStream()
 		}
 		return nil, ErrTruncated
 	}
 	if [4]byte(b[:4]) != magic {
-		return nil, errNotStream
+		return nil, notStream()
 	}
 	if err := checkPrefix(b); err != nil {
 		return nil, err
@@ -206,8 +206,11 @@ func ParseHeader(b []byte) (*Header, error) {
 	return parseHeader(append([]byte(nil), b[:n]...))
 }
 
-// errNotStream is returned for input that does not start with the magic.
-var errNotStream = headerErr(ErrUnsupported, "magic", "not an enc-pipe stream (bad magic)")
+// notStream is the error for input that does not start with the magic (a
+// new value each time: callers may hold on to a *HeaderError).
+func notStream() error {
+	return headerErr(ErrUnsupported, "magic", "not an enc-pipe stream (bad magic)")
+}
 
 // readErr maps a short read to ErrTruncated and keeps other I/O errors.
 func readErr(err error) error {
