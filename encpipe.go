@@ -12,8 +12,9 @@ import (
 	"github.com/enc-pipe/enc-pipe/stream"
 )
 
-// Errors returned by NewReader and NewReaderAt. Test for them with
-// [errors.Is].
+// Errors returned by NewReader and NewReaderAt, besides the stream's own
+// (stream.ErrAuth, stream.ErrTruncated, stream.ErrUnsupported). Test for
+// them with [errors.Is].
 var (
 	// ErrPartitionNotAllowed is returned when the stream's partition is
 	// not one that AllowPartitions named. No key has been loaded when it
@@ -27,10 +28,10 @@ var (
 	// unwrap under its parent. It says nothing about the stream itself,
 	// which may be intact: the error also wraps the *envelope.KeyError
 	// that names the key and the cause (errors.As), so errors.Is matches
-	// envelope.ErrKeyNotFound for a missing row. A key record that does
-	// not unwrap under an intermediate key that did load is a modified
-	// header and fails with stream.ErrAuth instead. (A header modified to
-	// name an intermediate key that does not exist cannot be told from a
+	// envelope.ErrNotFound for a missing row. A key record that does not
+	// unwrap under an intermediate key that did load is a modified header
+	// and fails with stream.ErrAuth instead. (A header modified to name
+	// an intermediate key that does not exist cannot be told from a
 	// deleted key, and fails with this error too; either way nothing is
 	// decrypted.)
 	ErrKeyUnavailable = errors.New("encpipe: the stream's key cannot be loaded")
@@ -45,15 +46,26 @@ type Sessions interface {
 
 var _ Sessions = (*envelope.SessionFactory)(nil)
 
+// Writer encrypts a stream under a data key that NewWriter created and
+// that the Writer owns: it closes (wipes) the key when Close returns, when
+// NewWriter fails, and as soon as a Write or ReadFrom fails for good. It
+// is a *stream.Writer otherwise: not safe for concurrent use, sticky
+// errors, Close seals the final chunk and does not close dst.
+type Writer struct {
+	w   *stream.Writer
+	key securebuf.Secret
+}
+
+var (
+	_ io.WriteCloser = (*Writer)(nil)
+	_ io.ReaderFrom  = (*Writer)(nil)
+)
+
 // NewWriter starts an encrypted stream in dst under sess's partition: a
 // fresh data key, wrapped by the partition's intermediate key, goes into
-// the header. The returned Writer owns the data key (it closes it on Close
-// or failure); the caller closes the Writer, and keeps owning dst and sess
+// the header. The caller closes the Writer, and keeps owning dst and sess
 // (sess may be closed as soon as NewWriter returns).
-//
-// opts are stream options: WithChunkSize, WithConcurrency,
-// WithCompression, WithContentType, WithMetadata.
-func NewWriter(ctx context.Context, dst io.Writer, sess *envelope.Session, opts ...stream.Option) (*stream.Writer, error) {
+func NewWriter(ctx context.Context, dst io.Writer, sess *envelope.Session, opts ...stream.WriterOption) (*Writer, error) {
 	if sess == nil {
 		return nil, errors.New("encpipe: nil session")
 	}
@@ -67,16 +79,56 @@ func NewWriter(ctx context.Context, dst io.Writer, sess *envelope.Session, opts 
 		return nil, fmt.Errorf("encpipe: failed to encode the key record: %v", err)
 	}
 	params := stream.HeaderParams{KeyRecord: recJSON, Partition: sess.Partition()}
-	all := append(opts[:len(opts):len(opts)], stream.WithKeyOwnership())
-	return stream.NewWriter(dst, dek, params, all...)
+	sw, err := stream.NewWriter(dst, dek, params, opts...)
+	if err != nil {
+		dek.Close()
+		return nil, err
+	}
+	return &Writer{w: sw, key: dek}, nil
 }
+
+// Write encrypts p; see stream.Writer.Write.
+func (w *Writer) Write(p []byte) (int, error) {
+	n, err := w.w.Write(p)
+	if err != nil {
+		w.key.Close() // a Write error is sticky: the key is done with
+	}
+	return n, err
+}
+
+// ReadFrom encrypts what src yields until io.EOF; see
+// stream.Writer.ReadFrom (an error of src is not sticky, and the key
+// stays open then).
+func (w *Writer) ReadFrom(src io.Reader) (int64, error) {
+	n, err := w.w.ReadFrom(src)
+	if err != nil {
+		if _, sticky := w.w.Write(nil); sticky != nil {
+			w.key.Close()
+		}
+	}
+	return n, err
+}
+
+// Close seals the final chunk and writes what is left to dst, then closes
+// the data key. It does not close dst. A second Close returns the first
+// one's result.
+func (w *Writer) Close() error {
+	err := w.w.Close()
+	if kerr := w.key.Close(); err == nil {
+		err = kerr
+	}
+	return err
+}
+
+// Header returns the header the Writer wrote.
+func (w *Writer) Header() *stream.Header { return w.w.Header() }
 
 // ReadOption configures NewReader and NewReaderAt.
 type ReadOption func(*readOptions) error
 
 type readOptions struct {
 	allowed    map[string]bool // nil: any partition
-	streamOpts []stream.Option
+	streamOpts []stream.ReaderOption
 }
 
 // AllowPartitions restricts decryption to streams of the given partitions:
@@ -101,8 +153,9 @@ func AllowPartitions(ids ...string) ReadOption {
 	}
 }
 
-// WithStreamOptions passes options to the stream reader (WithConcurrency).
-func WithStreamOptions(opts ...stream.Option) ReadOption {
+// WithStreamOptions passes options to the stream reader
+// (stream.WithReaderConcurrency).
+func WithStreamOptions(opts ...stream.ReaderOption) ReadOption {
 	return func(o *readOptions) error {
 		o.streamOpts = append(o.streamOpts, opts...)
 		return nil
@@ -122,11 +175,27 @@ func buildReadOptions(opts []ReadOption) (*readOptions, error) {
 	return o, nil
 }
 
+// Reader decrypts a stream with a data key that NewReader opened and that
+// the Reader owns: it closes (wipes) the key when Close returns, when
+// NewReader fails, and as soon as Read returns io.EOF or an error (every
+// Read error is final) or WriteTo ends other than by an error of its dst.
+// It is a *stream.Reader otherwise: not safe for concurrent use, releases
+// only authenticated chunks, and Close does not close src.
+type Reader struct {
+	r   *stream.Reader
+	key securebuf.Secret
+}
+
+var (
+	_ io.ReadCloser = (*Reader)(nil)
+	_ io.WriterTo   = (*Reader)(nil)
+)
+
 // NewReader reads the stream header from src, checks its partition, opens
 // the data key through the partition's session and returns a Reader for
-// the chunks that follow (it verifies the header MAC first). The Reader
-// owns the data key; the caller closes the Reader and keeps owning src.
-func NewReader(ctx context.Context, src io.Reader, sessions Sessions, opts ...ReadOption) (*stream.Reader, error) {
+// the chunks that follow (it verifies the header MAC first). The caller
+// closes the Reader and keeps owning src.
+func NewReader(ctx context.Context, src io.Reader, sessions Sessions, opts ...ReadOption) (*Reader, error) {
 	o, err := buildReadOptions(opts)
 	if err != nil {
 		return nil, err
@@ -139,15 +208,78 @@ func NewReader(ctx context.Context, src io.Reader, sessions Sessions, opts ...Re
 	if err != nil {
 		return nil, err
 	}
-	all := append(o.streamOpts[:len(o.streamOpts):len(o.streamOpts)], stream.WithKeyOwnership())
-	return stream.NewReader(src, hdr, dek, all...)
+	sr, err := stream.NewReader(src, hdr, dek, o.streamOpts...)
+	if err != nil {
+		dek.Close()
+		return nil, err
+	}
+	return &Reader{r: sr, key: dek}, nil
 }
+
+// Read reads decrypted plaintext; see stream.Reader.Read.
+func (r *Reader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil {
+		r.key.Close() // io.EOF or a sticky error: the key is done with
+	}
+	return n, err
+}
+
+// WriteTo writes the decrypted plaintext to dst; see stream.Reader.WriteTo
+// (an error of dst is not sticky, and the key stays open then).
+func (r *Reader) WriteTo(dst io.Writer) (int64, error) {
+	d := &dstFailure{w: dst}
+	n, err := r.r.WriteTo(d)
+	if err == nil || !d.failed {
+		r.key.Close() // the end of the stream, or a sticky error
+	}
+	return n, err
+}
+
+// Close stops the stream reader and closes the data key. It does not close
+// src. Close is idempotent.
+func (r *Reader) Close() error {
+	err := r.r.Close()
+	if kerr := r.key.Close(); err == nil {
+		err = kerr
+	}
+	return err
+}
+
+// Header returns the stream's header (authenticated).
+func (r *Reader) Header() *stream.Header { return r.r.Header() }
+
+// dstFailure records whether a Write of the wrapped writer failed.
+type dstFailure struct {
+	w      io.Writer
+	failed bool
+}
+
+func (d *dstFailure) Write(p []byte) (int, error) {
+	n, err := d.w.Write(p)
+	if err != nil || n < len(p) {
+		d.failed = true
+	}
+	return n, err
+}
+
+// ReaderAt decrypts byte ranges of an uncompressed stream with a data key
+// that NewReaderAt opened and that the ReaderAt owns: it closes (wipes)
+// the key when Close returns and when NewReaderAt fails. ReadAt is safe
+// for concurrent use (calls that run concurrently with Close may fail);
+// see stream.ReaderAt. Close does not close src.
+type ReaderAt struct {
+	r   *stream.ReaderAt
+	key securebuf.Secret
+}
+
+var _ io.ReaderAt = (*ReaderAt)(nil)
 
 // NewReaderAt is NewReader for random access to a stream of size bytes in
 // src (see stream.NewReaderAt: it also authenticates the final chunk before
-// it returns). Compressed streams fail with stream.ErrNotSeekable. The
-// ReaderAt owns the data key; the caller closes it and keeps owning src.
-func NewReaderAt(ctx context.Context, src io.ReaderAt, size int64, sessions Sessions, opts ...ReadOption) (*stream.ReaderAt, error) {
+// it returns). A compressed stream fails with stream.ErrUnsupported before
+// any key is loaded. The caller closes the ReaderAt and keeps owning src.
+func NewReaderAt(ctx context.Context, src io.ReaderAt, size int64, sessions Sessions, opts ...ReadOption) (*ReaderAt, error) {
 	o, err := buildReadOptions(opts)
 	if err != nil {
 		return nil, err
@@ -157,14 +289,37 @@ func NewReaderAt(ctx context.Context, src io.ReaderAt, size int64, sessions Sess
 		return nil, err
 	}
 	if hdr.Compression() != stream.CodecNone {
-		return nil, stream.ErrNotSeekable
+		return nil, fmt.Errorf("%w: a compressed stream is not seekable (its chunks have variable sizes)", stream.ErrUnsupported)
 	}
 	dek, err := openDataKey(ctx, hdr, sessions, o)
 	if err != nil {
 		return nil, err
 	}
-	all := append(o.streamOpts[:len(o.streamOpts):len(o.streamOpts)], stream.WithKeyOwnership())
-	return stream.NewReaderAt(src, size, hdr, dek, all...)
+	sr, err := stream.NewReaderAt(src, size, hdr, dek, o.streamOpts...)
+	if err != nil {
+		dek.Close()
+		return nil, err
+	}
+	return &ReaderAt{r: sr, key: dek}, nil
+}
+
+// ReadAt reads len(p) bytes of plaintext at off; see stream.ReaderAt.ReadAt.
+func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) { return r.r.ReadAt(p, off) }
+
+// Size returns the plaintext size of the stream.
+func (r *ReaderAt) Size() int64 { return r.r.Size() }
+
+// Header returns the stream's header (authenticated).
+func (r *ReaderAt) Header() *stream.Header { return r.r.Header() }
+
+// Close drops the stream reader's keys and cache and closes the data key.
+// It does not close src. Close is idempotent.
+func (r *ReaderAt) Close() error {
+	err := r.r.Close()
+	if kerr := r.key.Close(); err == nil {
+		err = kerr
+	}
+	return err
 }
 
 // openDataKey checks the (not yet authenticated) header's partition, then

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -88,7 +89,7 @@ func (e *env) session(t *testing.T, partition string) *envelope.Session {
 	return s
 }
 
-func (e *env) encrypt(t *testing.T, partition string, pt []byte, opts ...stream.Option) []byte {
+func (e *env) encrypt(t *testing.T, partition string, pt []byte, opts ...stream.WriterOption) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	w, err := encpipe.NewWriter(context.Background(), &buf, e.session(t, partition), opts...)
@@ -141,7 +142,7 @@ func TestRoundTrip(t *testing.T) {
 
 		for _, conc := range []int{1, 2} {
 			r, err := encpipe.NewReader(context.Background(), bytes.NewReader(ct), e.factory,
-				encpipe.AllowPartitions("p1"), encpipe.WithStreamOptions(stream.WithConcurrency(conc)))
+				encpipe.AllowPartitions("p1"), encpipe.WithStreamOptions(stream.WithReaderConcurrency(conc)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -161,8 +162,8 @@ func TestRoundTrip(t *testing.T) {
 				t.Fatalf("ReadAt: %v", err)
 			}
 			ra.Close()
-		} else if _, err := encpipe.NewReaderAt(context.Background(), bytes.NewReader(ct), int64(len(ct)), e.factory); !errors.Is(err, stream.ErrNotSeekable) {
-			t.Fatalf("NewReaderAt on a compressed stream: %v", err)
+		} else if _, err := encpipe.NewReaderAt(context.Background(), bytes.NewReader(ct), int64(len(ct)), e.factory); !errors.Is(err, stream.ErrUnsupported) {
+			t.Fatalf("NewReaderAt on a compressed stream: %v, want ErrUnsupported", err)
 		}
 	}
 	// Every data key was closed with its stream.
@@ -268,12 +269,11 @@ func TestHeaderBitFlips(t *testing.T) {
 		if err == nil || len(got) > 0 {
 			t.Fatalf("flip of bit %d: released %d bytes, err %v", bit, len(got), err)
 		}
-		switch {
-		case errors.Is(err, stream.ErrAuth):
+		switch class := classOf(t, err); {
+		case class == stream.ErrAuth:
 			auth++
-		case errors.Is(err, stream.ErrNotStream), errors.Is(err, stream.ErrUnsupported),
-			errors.Is(err, stream.ErrInvalidHeader), errors.Is(err, stream.ErrTruncated),
-			errors.Is(err, envelope.ErrNotFound):
+		case class == stream.ErrUnsupported, class == stream.ErrTruncated:
+		case class == encpipe.ErrKeyUnavailable && errors.Is(err, envelope.ErrNotFound):
 		default:
 			t.Fatalf("flip of bit %d: unexpected error %v", bit, err)
 		}
@@ -286,50 +286,279 @@ func TestHeaderBitFlips(t *testing.T) {
 	}
 }
 
-// failingDst fails every write.
-type failingDst struct{}
+// failingDst accepts ok bytes, then fails every write.
+type failingDst struct{ ok, n int }
 
-func (failingDst) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+var errDiskFull = errors.New("disk full")
 
-func TestKeysClosedOnFailure(t *testing.T) {
+func (d *failingDst) Write(p []byte) (int, error) {
+	if d.n+len(p) > d.ok {
+		return 0, errDiskFull
+	}
+	d.n += len(p)
+	return len(p), nil
+}
+
+// failingSrc yields n bytes of zeros, then fails.
+type failingSrc struct{ n int }
+
+var errSrc = errors.New("source failed")
+
+func (s *failingSrc) Read(p []byte) (int, error) {
+	if s.n == 0 {
+		return 0, errSrc
+	}
+	k := min(len(p), s.n)
+	clear(p[:k])
+	s.n -= k
+	return k, nil
+}
+
+// TestWrappersCloseTheDataKey: the Writer, Reader and ReaderAt of this
+// package own the data key they opened. It is closed when Close returns,
+// when the constructor fails after opening it, when a Write or ReadFrom
+// fails for good, when a Reader reaches the end of the stream or fails,
+// and when WriteTo ends the stream; it stays open while the stream can
+// still go on (an error of ReadFrom's source or of WriteTo's destination).
+func TestWrappersCloseTheDataKey(t *testing.T) {
 	e := newEnv(t, nil)
 	sess := e.session(t, "p1")
-	w, err := encpipe.NewWriter(context.Background(), io.Discard, sess) // loads sess's intermediate key
+	ctx := context.Background()
+	pt := payload(200_000)
+	ct := e.encrypt(t, "p1", pt, stream.WithChunkSize(4096))
+	w, err := encpipe.NewWriter(ctx, io.Discard, sess) // loads sess's intermediate key
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.Close()
-	ct := e.encrypt(t, "p1", payload(200_000), stream.WithChunkSize(4096))
 	base := e.live.n.Load()
-
-	if _, err := encpipe.NewWriter(context.Background(), failingDst{}, sess); err == nil {
-		t.Fatal("NewWriter on a failing destination succeeded")
+	open := func(what string, want int64) {
+		t.Helper()
+		if n := e.live.n.Load() - base; n != want {
+			t.Fatalf("%s: %d data keys open, want %d", what, n, want)
+		}
 	}
-	// A reader that fails in the middle of the stream.
-	bad := bytes.Clone(ct)
-	bad[len(bad)/2] ^= 1
-	r, err := encpipe.NewReader(context.Background(), bytes.NewReader(bad), e.factory)
+
+	w, err = encpipe.NewWriter(ctx, io.Discard, sess)
 	if err != nil {
 		t.Fatal(err)
 	}
+	open("an open Writer", 1)
+	w.Write(pt)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	open("Writer.Close", 0)
+
+	if _, err := encpipe.NewWriter(ctx, &failingDst{}, sess); !errors.Is(err, errDiskFull) {
+		t.Fatalf("NewWriter on a failing destination: %v", err)
+	}
+	open("a NewWriter that failed", 0)
+	if _, err := encpipe.NewWriter(ctx, io.Discard, sess, stream.WithChunkSize(3)); !errors.Is(err, stream.ErrInvalidArgument) {
+		t.Fatalf("NewWriter with a bad option: %v", err)
+	}
+	open("a NewWriter with a bad option", 0)
+
+	w, err = encpipe.NewWriter(ctx, &failingDst{ok: 1000}, sess, stream.WithChunkSize(4096), stream.WithWriterConcurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The failure surfaces in a Write once the queue of sealed chunks
+	// is full (1 MiB), or in Close.
+	var werr error
+	for i := 0; i < 100 && werr == nil; i++ {
+		_, werr = w.Write(pt)
+	}
+	if !errors.Is(werr, errDiskFull) {
+		t.Fatalf("Write into a failing destination: %v", werr)
+	}
+	open("a Writer whose Write failed", 0)
+	if err := w.Close(); !errors.Is(err, errDiskFull) {
+		t.Fatalf("Close after a failed Write: %v", err)
+	}
+
+	w, err = encpipe.NewWriter(ctx, io.Discard, sess)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.ReadFrom(&failingSrc{n: 100_000}); !errors.Is(err, errSrc) {
+		t.Fatalf("ReadFrom: %v", err)
+	}
+	open("a Writer whose source failed (the stream can go on)", 1)
+	if _, err := w.ReadFrom(bytes.NewReader(pt)); err != nil {
+		t.Fatalf("ReadFrom after a source error: %v", err)
+	}
+	w.Close()
+	open("Writer.Close after ReadFrom", 0)
+	w, err = encpipe.NewWriter(ctx, &failingDst{ok: 1000}, sess, stream.WithChunkSize(4096))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.ReadFrom(bytes.NewReader(make([]byte, 4<<20))); !errors.Is(err, errDiskFull) { // more than the queue
+		t.Fatalf("ReadFrom into a failing destination: %v", err)
+	}
+	open("a Writer whose destination failed in ReadFrom", 0)
+	w.Close()
+
+	newReader := func(ct []byte) *encpipe.Reader {
+		t.Helper()
+		r, err := encpipe.NewReader(ctx, bytes.NewReader(ct), e.factory)
+		if err != nil {
+			t.Fatal(err)
+		}
+		open("an open Reader", 1)
+		return r
+	}
+	r := newReader(ct)
+	if got, err := io.ReadAll(r); err != nil || !bytes.Equal(got, pt) {
+		t.Fatalf("ReadAll: %v", err)
+	}
+	open("a Reader at the end of its stream, before Close", 0)
+	r.Close()
+
+	bad := bytes.Clone(ct)
+	bad[len(bad)/2] ^= 1
+	r = newReader(bad)
 	if _, err := io.ReadAll(r); !errors.Is(err, stream.ErrAuth) {
 		t.Fatalf("err = %v, want ErrAuth", err)
 	}
-	if n := e.live.n.Load(); n != base {
-		t.Fatalf("%d data keys open after failures, before Close", n-base)
+	open("a Reader that failed, before Close", 0)
+	r.Close()
+
+	r = newReader(ct)
+	if _, err := io.ReadFull(r, make([]byte, 10_000)); err != nil {
+		t.Fatal(err)
 	}
 	r.Close()
-	// A reader closed before the end.
-	r, err = encpipe.NewReader(context.Background(), bytes.NewReader(ct), e.factory)
+	open("Reader.Close before the end", 0)
+
+	r = newReader(ct)
+	if _, err := r.WriteTo(&failingDst{ok: 5000}); !errors.Is(err, errDiskFull) {
+		t.Fatalf("WriteTo a failing destination: %v", err)
+	}
+	open("a Reader whose WriteTo destination failed (the stream can go on)", 1)
+	var out bytes.Buffer
+	if _, err := r.WriteTo(&out); err != nil {
+		t.Fatal(err)
+	}
+	open("a Reader whose WriteTo reached the end", 0)
+	r.Close()
+
+	// A header whose key record unwraps but whose MAC fails: the data key
+	// is opened, then NewReader fails and closes it.
+	hdr, _ := stream.ParseHeader(ct)
+	badSalt := bytes.Clone(ct)
+	badSalt[20] ^= 1
+	if _, err := encpipe.NewReader(ctx, bytes.NewReader(badSalt), e.factory); err != stream.ErrAuth {
+		t.Fatalf("NewReader with a modified salt: %v, want exactly ErrAuth", err)
+	}
+	open("a NewReader that failed after opening the key", 0)
+
+	ra, err := encpipe.NewReaderAt(ctx, bytes.NewReader(ct), int64(len(ct)), e.factory)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.live.n.Load() != base+1 {
-		t.Fatalf("open reader holds %d keys, want 1", e.live.n.Load()-base)
+	open("an open ReaderAt", 1)
+	ra.Close()
+	open("ReaderAt.Close", 0)
+	cut := int64(len(ct)) - 100
+	if _, err := encpipe.NewReaderAt(ctx, bytes.NewReader(ct[:cut]), cut, e.factory); !errors.Is(err, stream.ErrAuth) {
+		t.Fatalf("NewReaderAt on a stream cut inside its last chunk: %v", err)
 	}
-	r.Close()
-	if n := e.live.n.Load(); n != base {
-		t.Fatalf("%d data keys open after Close", n-base)
+	open("a NewReaderAt that failed after opening the key", 0)
+	if hdr.Len() >= cut {
+		t.Fatal("the cut fell in the header")
+	}
+}
+
+// classes are the sentinels a caller of this package tests for; every
+// failure matches exactly one of them.
+var classes = []error{stream.ErrAuth, stream.ErrTruncated, stream.ErrUnsupported, stream.ErrInvalidArgument, stream.ErrClosed,
+	encpipe.ErrKeyUnavailable, encpipe.ErrPartitionNotAllowed}
+
+// classOf returns the one class of err, and fails the test if err matches
+// none or several.
+func classOf(t testing.TB, err error) error {
+	t.Helper()
+	var found []error
+	for _, c := range classes {
+		if errors.Is(err, c) {
+			found = append(found, c)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("error %q matches %d classes %v, want exactly one", err, len(found), found)
+	}
+	return found[0]
+}
+
+// TestEachFailureHasOneClass runs one failure of each kind through the
+// whole stack (NewReader, then reading to the end; NewReaderAt where it
+// applies) and checks the one sentinel it matches.
+func TestEachFailureHasOneClass(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, nil)
+	ct := e.encrypt(t, "p1", payload(20_000), stream.WithChunkSize(4096))
+	zct := e.encrypt(t, "p1", payload(20_000), stream.WithCompression(stream.CodecS2))
+	hdr, err := stream.ParseHeader(ct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hl := int(hdr.Len())
+	with := func(b []byte, i int, v byte) []byte {
+		b = bytes.Clone(b)
+		b[i] = v
+		return b
+	}
+	ctChunk := 4096 + stream.TagSize
+	cases := []struct {
+		name   string
+		input  []byte
+		env    *env
+		opts   []encpipe.ReadOption
+		readAt bool // NewReaderAt sees the same class
+		want   error
+	}{
+		{"a modified chunk", with(ct, hl+5, ct[hl+5]^1), e, nil, true, stream.ErrAuth},
+		{"a modified salt", with(ct, 20, ct[20]^1), e, nil, true, stream.ErrAuth},
+		{"a malformed header", with(ct, 6, 30), e, nil, true, stream.ErrAuth},
+		{"data appended", append(bytes.Clone(ct), 0), e, nil, true, stream.ErrAuth},
+		{"cut inside a chunk", ct[:hl+ctChunk+100], e, nil, true, stream.ErrAuth},
+		{"cut at a chunk boundary", ct[:hl+2*ctChunk], e, nil, true, stream.ErrTruncated},
+		{"cut inside the header", ct[:hl-1], e, nil, true, stream.ErrTruncated},
+		{"empty input", nil, e, nil, true, stream.ErrTruncated},
+		{"not a stream", []byte("hello, world: plain text, not a stream"), e, nil, true, stream.ErrUnsupported},
+		{"a newer version", with(ct, 4, stream.Version+1), e, nil, true, stream.ErrUnsupported},
+		{"a compressed stream, at random", zct, e, nil, true, stream.ErrUnsupported},
+		{"keys not in the metastore", ct, newEnv(t, memstore.New()), nil, true, encpipe.ErrKeyUnavailable},
+		{"a partition not allowed", ct, e, []encpipe.ReadOption{encpipe.AllowPartitions("p2")}, true, encpipe.ErrPartitionNotAllowed},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var err error
+			if !strings.HasPrefix(c.name, "a compressed") {
+				var r *encpipe.Reader
+				r, err = encpipe.NewReader(ctx, bytes.NewReader(c.input), c.env.factory, c.opts...)
+				if err == nil {
+					_, err = io.Copy(io.Discard, r)
+					r.Close()
+				}
+				if got := classOf(t, err); got != c.want {
+					t.Fatalf("NewReader: %v, of class %v; want %v", err, got, c.want)
+				}
+			}
+			if c.readAt {
+				var ra *encpipe.ReaderAt
+				ra, err = encpipe.NewReaderAt(ctx, bytes.NewReader(c.input), int64(len(c.input)), c.env.factory, c.opts...)
+				if err == nil {
+					_, err = ra.ReadAt(make([]byte, ra.Size()), 0)
+					ra.Close()
+				}
+				if got := classOf(t, err); got != c.want {
+					t.Fatalf("NewReaderAt: %v, of class %v; want %v", err, got, c.want)
+				}
+			}
+		})
 	}
 }
 
@@ -360,7 +589,7 @@ func TestKeyErrorsAreNotTampering(t *testing.T) {
 	}{
 		{"wrong master key", newEnvKMS(t, store, newStaticKMS(t, "anotherStaticMasterKeyForTesting")), envelope.ErrDecrypt, envelope.SystemKey},
 		{"KMS down", newEnvKMS(t, store, failingKMS{}), errKMSDown, envelope.SystemKey},
-		{"no rows", newEnv(t, memstore.New()), envelope.ErrKeyNotFound, envelope.IntermediateKey},
+		{"no rows", newEnv(t, memstore.New()), envelope.ErrNotFound, envelope.IntermediateKey},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -59,7 +59,7 @@ func BenchmarkSealChunk(b *testing.B) {
 	for _, size := range []int{64 << 10, 1 << 20} {
 		b.Run(fmt.Sprintf("chunk=%dK", size>>10), func(b *testing.B) {
 			key := testKey(b, "bench")
-			w, err := stream.NewWriter(io.Discard, key, testParams, stream.WithChunkSize(size), stream.WithConcurrency(1))
+			w, err := stream.NewWriter(io.Discard, key, testParams, stream.WithChunkSize(size), stream.WithWriterConcurrency(1))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -79,13 +79,13 @@ func BenchmarkSealChunk(b *testing.B) {
 func BenchmarkOpenChunk(b *testing.B) {
 	const size = 64 << 10
 	key := testKey(b, "bench")
-	ct := encrypt(b, key, make([]byte, 64*size), stream.WithConcurrency(1))
+	ct := encrypt(b, key, make([]byte, 64*size), stream.WithWriterConcurrency(1))
 	hdr := mustHeader(b, ct)
 	b.SetBytes(64 * size)
 	b.ReportAllocs()
 	for b.Loop() {
 		src := bytes.NewReader(ct[hdr.Len():])
-		r, err := stream.NewReader(src, hdr, key, stream.WithConcurrency(1))
+		r, err := stream.NewReader(src, hdr, key, stream.WithReaderConcurrency(1))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -119,7 +119,7 @@ func BenchmarkWriter(b *testing.B) {
 				b.SetBytes(int64(len(src)))
 				b.ReportAllocs()
 				for b.Loop() {
-					w, err := stream.NewWriter(io.Discard, key, testParams, stream.WithChunkSize(size), stream.WithConcurrency(conc))
+					w, err := stream.NewWriter(io.Discard, key, testParams, stream.WithChunkSize(size), stream.WithWriterConcurrency(conc))
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -143,7 +143,7 @@ func BenchmarkReader(b *testing.B) {
 			b.SetBytes(16 << 20)
 			b.ReportAllocs()
 			for b.Loop() {
-				r, err := stream.NewReader(onlyReader{bytes.NewReader(ct[hdr.Len():])}, hdr, key, stream.WithConcurrency(conc))
+				r, err := stream.NewReader(onlyReader{bytes.NewReader(ct[hdr.Len():])}, hdr, key, stream.WithReaderConcurrency(conc))
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -170,7 +170,7 @@ func BenchmarkCompression(b *testing.B) {
 				key := testKey(b, "bench")
 				b.SetBytes(int64(len(src)))
 				for b.Loop() {
-					w, _ := stream.NewWriter(io.Discard, key, testParams, stream.WithCompression(codec), stream.WithConcurrency(conc))
+					w, _ := stream.NewWriter(io.Discard, key, testParams, stream.WithCompression(codec), stream.WithWriterConcurrency(conc))
 					w.ReadFrom(onlyReader{bytes.NewReader(src)})
 					w.Close()
 				}
@@ -191,7 +191,7 @@ func BenchmarkCompression(b *testing.B) {
 func BenchmarkSealVsGCM(b *testing.B) {
 	const size = 64 << 10
 	key := testKey(b, "bench")
-	w, err := stream.NewWriter(io.Discard, key, testParams, stream.WithConcurrency(1))
+	w, err := stream.NewWriter(io.Discard, key, testParams, stream.WithWriterConcurrency(1))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -233,7 +233,7 @@ func BenchmarkSealVsGCM(b *testing.B) {
 func BenchmarkOpenVsGCM(b *testing.B) {
 	const size = 64 << 10
 	key := testKey(b, "bench")
-	ct := encrypt(b, key, make([]byte, 64*size), stream.WithConcurrency(1))
+	ct := encrypt(b, key, make([]byte, 64*size), stream.WithWriterConcurrency(1))
 	hdr := mustHeader(b, ct)
 	block, _ := aes.NewCipher(make([]byte, 32))
 	aead, _ := cipher.NewGCM(block)
@@ -244,7 +244,7 @@ func BenchmarkOpenVsGCM(b *testing.B) {
 	var ds, dg time.Duration
 	for b.Loop() {
 		t0 := time.Now()
-		r, err := stream.NewReader(bytes.NewReader(ct[hdr.Len():]), hdr, key, stream.WithConcurrency(1))
+		r, err := stream.NewReader(bytes.NewReader(ct[hdr.Len():]), hdr, key, stream.WithReaderConcurrency(1))
 		if err != nil {
 			b.Fatal(err)
 		}

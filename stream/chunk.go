@@ -176,7 +176,7 @@ func (c *chunker) open(j *job) {
 	}
 	if !c.framed {
 		if j.last && len(pt) == 0 && j.idx != 0 {
-			j.err = fmt.Errorf("%w: empty final chunk %d", ErrInvalidChunk, j.idx)
+			j.err = chunkErr(j.idx, "invalid chunk: empty final chunk after other chunks")
 			return
 		}
 		j.out = pt
@@ -186,14 +186,14 @@ func (c *chunker) open(j *job) {
 	}
 	out, err := c.unpack(pt, (*j.a)[:0])
 	if err != nil {
-		j.err = fmt.Errorf("%w: chunk %d: %v", ErrInvalidChunk, j.idx, err)
+		j.err = chunkErr(j.idx, "invalid chunk: %v", err)
 		return
 	}
 	switch {
 	case !j.last && len(out) != c.chunk:
-		j.err = fmt.Errorf("%w: chunk %d holds %d bytes, not %d", ErrInvalidChunk, j.idx, len(out), c.chunk)
+		j.err = chunkErr(j.idx, "invalid chunk: holds %d bytes, not %d", len(out), c.chunk)
 	case j.last && len(out) == 0 && j.idx != 0:
-		j.err = fmt.Errorf("%w: empty final chunk %d", ErrInvalidChunk, j.idx)
+		j.err = chunkErr(j.idx, "invalid chunk: empty final chunk after other chunks")
 	default:
 		j.out = out
 		putBuf(j.b) // the decompressed plaintext is in j.a
@@ -238,10 +238,12 @@ func (c *chunker) unpack(pt, dst []byte) ([]byte, error) {
 // says whether the stream ended right after this chunk; full whether the
 // chunk had its full ciphertext size (always true for framed chunks).
 // On failure it tries the other last-chunk flag, only to name the error:
-// a chunk that opens as final although data follows is ErrTrailingData;
-// a full chunk at the end that opens as non-final means the stream was
-// cut at that chunk boundary (ErrTruncated). Nothing is returned from a
-// failed chunk.
+// a chunk that opens as final although data follows means data was
+// appended (a *ChunkError of class ErrAuth); a chunk at the end that opens
+// as non-final means the stream was cut at that chunk boundary
+// (ErrTruncated). A short chunk at the end that opens neither way was cut
+// inside or modified (a *ChunkError of class ErrAuth). Nothing is returned
+// from a failed chunk.
 func openChunk(aead cipher.AEAD, n *[12]byte, idx uint64, last, full bool, aad, dst, ct []byte) ([]byte, error) {
 	if len(ct) < TagSize {
 		return nil, ErrTruncated
@@ -258,10 +260,10 @@ func openChunk(aead cipher.AEAD, n *[12]byte, idx uint64, last, full bool, aad, 
 		if last {
 			return nil, ErrTruncated
 		}
-		return nil, ErrTrailingData
+		return nil, chunkErr(idx, reasonTrailing)
 	}
 	if last && !full {
-		return nil, errTruncatedOrModified
+		return nil, chunkErr(idx, reasonCutOrChanged)
 	}
 	return nil, ErrAuth
 }

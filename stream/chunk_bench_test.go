@@ -15,7 +15,7 @@ import (
 // same load, and reports both and their ratio (chunker/GCM).
 func BenchmarkChunkSealVsGCM(b *testing.B) {
 	const size = 64 << 10
-	o := new(options)
+	o := new(writerOptions)
 	o.setDefault()
 	hdr, err := buildHeader(o, HeaderParams{KeyRecord: []byte("bench"), Partition: "p"}, make([]byte, SaltSize))
 	if err != nil {

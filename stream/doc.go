@@ -25,11 +25,32 @@
 // commits to its key, a stream decrypts under one data key only. The chunk
 // index and the last-chunk flag are in each nonce, and the header MAC is
 // each chunk's associated data, so reordered, duplicated, dropped or
-// foreign chunks fail with ErrAuth; a stream that ends early fails with
-// ErrTruncated (an io.ErrUnexpectedEOF), and bytes after the final chunk
-// with ErrTrailingData. A Reader releases a chunk's plaintext only after
-// that chunk authenticates, but it releases it before later chunks are
-// checked: a stream is authentic as a whole only once Read returns io.EOF.
+// foreign chunks fail with ErrAuth, and so do bytes after the final chunk;
+// a stream that ends early fails with ErrTruncated. A Reader releases a
+// chunk's plaintext only after that chunk authenticates, but it releases
+// it before later chunks are checked: a stream is authentic as a whole
+// only once Read returns io.EOF.
+//
+// # Errors
+//
+// A stream that cannot be read fails with an error that matches exactly
+// one of three sentinels with errors.Is:
+//
+//   - ErrAuth: the bytes are not what a writer produced under this key
+//     (modified, reordered, from another stream or key, extended, a header
+//     that breaks the format's rules, or cut inside a chunk, which cannot
+//     be told from a modified final chunk);
+//   - ErrTruncated: the input ends early, and nothing it holds fails to
+//     authenticate (also io.ErrUnexpectedEOF);
+//   - ErrUnsupported: not an enc-pipe stream, a newer version, suite, flag
+//     or codec, or an operation the stream does not allow (random access
+//     to a compressed stream).
+//
+// A *HeaderError (from ReadHeader and ParseHeader) or *ChunkError carries
+// the details where there are any; a bare ErrAuth has a fixed message.
+// Besides these, ErrClosed reports use after Close, ErrInvalidArgument a
+// caller's mistake (an option, key or parameter out of range), and errors
+// of the underlying io.Reader or io.Writer come back as they are.
 //
 // # Keys
 //
@@ -45,8 +66,8 @@
 // # Concurrency and ownership
 //
 // Writer and Reader are not safe for concurrent use; ReaderAt's ReadAt is.
-// WithConcurrency(n) sets how many worker goroutines seal or open chunks;
-// output order never changes. The caller's goroutine does the reading
+// WithWriterConcurrency(n) and WithReaderConcurrency(n) set how many worker
+// goroutines seal or open chunks; output order never changes. The caller's goroutine does the reading
 // (and a Reader's writing, in WriteTo) while the workers run, so even one
 // worker overlaps I/O with AES-GCM; a Writer's sealed chunks are written
 // to dst by the goroutine that sealed them, one Write at a time, in order.
@@ -54,10 +75,14 @@
 // by the Writer or Reader that started them and are gone when Close or
 // Reset returns (a Reader also stops them at the end of the stream or at
 // its first error). No constructor, Reset or Close ever closes the
-// underlying io.Writer or io.Reader; the data key is closed only with
-// WithKeyOwnership.
+// underlying io.Writer or io.Reader, or the data key: the caller owns the
+// key, keeps it open while the stream uses it (until Close, or a Reader's
+// io.EOF or error) and closes it, as with age's NewDecryptReader. Package
+// encpipe's wrappers do so for the data keys they open.
 //
-// Writer.Reset and Reader.Reset start a new stream with a key given
+// Writers and readers take separate option types, WriterOption and
+// ReaderOption, so an option cannot be given to a side that would ignore
+// it. Writer.Reset and Reader.Reset start a new stream with a key given
 // explicitly, reusing the options, the pipeline and the compressor.
 //
 // # Compression
@@ -65,7 +90,7 @@
 // WithCompression compresses each chunk (zstd or S2) before sealing it, in
 // the worker pool. Compressed chunks have variable sizes and are framed
 // with their length, so a compressed stream can only be read sequentially:
-// NewReaderAt and CiphertextRange refuse it with ErrNotSeekable.
+// NewReaderAt and CiphertextRange refuse it with ErrUnsupported.
 //
 // # Memory
 //

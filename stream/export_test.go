@@ -3,29 +3,38 @@ package stream
 // Test-only hooks, visible to package stream_test.
 
 // WithSaltForTest fixes the header salt (golden vectors, fuzz checks).
-func WithSaltForTest(salt []byte) Option {
-	return func(o *options) error {
+func WithSaltForTest(salt []byte) WriterOption {
+	return func(o *writerOptions) error {
 		o.salt = append([]byte(nil), salt...)
 		return nil
 	}
 }
 
-// WithFirstIndexForTest makes the first chunk have index i, to reach the
-// epoch boundary and the chunk limit without writing terabytes.
-func WithFirstIndexForTest(i uint64) Option {
-	return func(o *options) error {
-		o.firstIndex = i
-		return nil
-	}
+// FirstIndexForTest makes the first chunk have index i, to reach the
+// epoch boundary and the chunk limit without writing terabytes: one
+// option for the Writer, one for the Reader (a ReaderAt ignores it).
+func FirstIndexForTest(i uint64) (WriterOption, ReaderOption) {
+	return func(o *writerOptions) error {
+			o.firstIndex = i
+			return nil
+		}, func(o *readerOptions) error {
+			o.firstIndex = i
+			return nil
+		}
 }
 
-// WithChunkHookForTest runs f(index) before each chunk is sealed or opened,
-// on whatever goroutine processes the chunk.
-func WithChunkHookForTest(f func(idx uint64)) Option {
-	return func(o *options) error {
-		o.testHook = func(j *job) { f(j.idx) }
-		return nil
-	}
+// ChunkHookForTest runs f(index) before each chunk is sealed (by a Writer
+// given the first option) or opened (by a Reader given the second; a
+// ReaderAt ignores it), on whatever goroutine processes the chunk.
+func ChunkHookForTest(f func(idx uint64)) (WriterOption, ReaderOption) {
+	hook := func(j *job) { f(j.idx) }
+	return func(o *writerOptions) error {
+			o.testHook = hook
+			return nil
+		}, func(o *readerOptions) error {
+			o.testHook = hook
+			return nil
+		}
 }
 
 // EpochShift is the number of chunk-index bits inside one key epoch.
@@ -37,3 +46,9 @@ func PipelineDepthForTest(workers, chunk int) int {
 	d, _ := pipelineDepth(workers, chunk)
 	return d
 }
+
+// Reasons of the ChunkErrors that name a stream's end.
+const (
+	ReasonTrailingForTest     = reasonTrailing
+	ReasonCutOrChangedForTest = reasonCutOrChanged
+)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -86,14 +87,15 @@ func (c Codec) String() string {
 	return codecNames[c]
 }
 
-// ParseCodec returns the codec named s ("none", "zstd" or "s2").
+// ParseCodec returns the codec named s ("none", "zstd" or "s2"); another
+// name gives an error that wraps ErrInvalidArgument.
 func ParseCodec(s string) (Codec, error) {
 	for i, n := range codecNames {
 		if n == s {
 			return Codec(i), nil
 		}
 	}
-	return 0, fmt.Errorf("%w: unknown compression codec %q (want none, zstd or s2)", ErrUnsupported, s)
+	return 0, fmt.Errorf("%w: unknown compression codec %q (want none, zstd or s2)", ErrInvalidArgument, s)
 }
 
 // HeaderParams are the caller-supplied header fields of a new stream.
@@ -157,16 +159,17 @@ func (h *Header) salt() []byte { return h.raw[prefixSize:fixedSize] }
 // NewReaderAt verify its MAC. Every length is bounded, so a hostile
 // header costs at most MaxHeaderSize bytes of memory.
 //
-// Errors: ErrNotStream (bad magic), ErrUnsupported (unknown version, suite,
-// flags or codec), ErrInvalidHeader (malformed fields), ErrTruncated
-// (input ends inside the header; also for empty input), or src's error.
+// Errors: a *HeaderError that matches ErrUnsupported (not an enc-pipe
+// stream, or a version, suite, flag or codec this build does not know) or
+// ErrAuth (a field that breaks the format's rules); ErrTruncated (the input
+// ends inside the header, or is empty); or src's error.
 func ReadHeader(src io.Reader) (*Header, error) {
 	var prefix [prefixSize]byte
 	if _, err := io.ReadFull(src, prefix[:]); err != nil {
 		return nil, readErr(err)
 	}
 	if [4]byte(prefix[:4]) != magic {
-		return nil, ErrNotStream
+		return nil, notStream()
 	}
 	if err := checkPrefix(prefix[:]); err != nil {
 		return nil, err
@@ -186,12 +189,12 @@ func ReadHeader(src io.Reader) (*Header, error) {
 func ParseHeader(b []byte) (*Header, error) {
 	if len(b) < prefixSize {
 		if len(b) >= 4 && [4]byte(b[:4]) != magic {
-			return nil, ErrNotStream
+			return nil, notStream()
 		}
 		return nil, ErrTruncated
 	}
 	if [4]byte(b[:4]) != magic {
-		return nil, ErrNotStream
+		return nil, notStream()
 	}
 	if err := checkPrefix(b); err != nil {
 		return nil, err
@@ -201,6 +204,12 @@ func ParseHeader(b []byte) (*Header, error) {
 		return nil, ErrTruncated
 	}
 	return parseHeader(append([]byte(nil), b[:n]...))
+}
+
+// notStream is the error for input that does not start with the magic (a
+// new value each time: callers may hold on to a *HeaderError).
+func notStream() error {
+	return headerErr(ErrUnsupported, "magic", "not an enc-pipe stream (bad magic)")
 }
 
 // readErr maps a short read to ErrTruncated and keeps other I/O errors.
@@ -214,20 +223,20 @@ func readErr(err error) error {
 // checkPrefix validates the fixed 12-byte prefix after the magic.
 func checkPrefix(p []byte) error {
 	if p[4] != Version {
-		return fmt.Errorf("%w: version %d (this build reads version %d)", ErrUnsupported, p[4], Version)
+		return headerErr(ErrUnsupported, "version", "unsupported version %d (this build reads version %d)", p[4], Version)
 	}
 	if p[5] != SuiteAES256GCMHKDFSHA256 {
-		return fmt.Errorf("%w: suite %d", ErrUnsupported, p[5])
+		return headerErr(ErrUnsupported, "suite", "unsupported suite %d", p[5])
 	}
 	if p[6] < minChunkLog2 || p[6] > maxChunkLog2 {
-		return fmt.Errorf("%w: chunk size 2^%d is not in [2^%d, 2^%d]", ErrInvalidHeader, p[6], minChunkLog2, maxChunkLog2)
+		return headerErr(ErrAuth, "chunk size", "invalid header: chunk size 2^%d is not in [2^%d, 2^%d]", p[6], minChunkLog2, maxChunkLog2)
 	}
 	if p[7]&^knownFlags != 0 {
-		return fmt.Errorf("%w: flags %#02x", ErrUnsupported, p[7])
+		return headerErr(ErrUnsupported, "flags", "unsupported flags %#02x", p[7])
 	}
 	n := binary.BigEndian.Uint32(p[8:12])
 	if n < minHeaderSize || n > MaxHeaderSize {
-		return fmt.Errorf("%w: header length %d is not in [%d, %d]", ErrInvalidHeader, n, minHeaderSize, MaxHeaderSize)
+		return headerErr(ErrAuth, "header length", "invalid header: header length %d is not in [%d, %d]", n, minHeaderSize, MaxHeaderSize)
 	}
 	return nil
 }
@@ -243,11 +252,11 @@ func parseHeader(raw []byte) (*Header, error) {
 	partition := p.field16("partition", 1, MaxPartitionSize)
 	h.partition = string(partition)
 	if p.err == nil && !utf8.Valid(partition) {
-		p.fail("partition is not valid UTF-8")
+		p.fail("partition", "partition is not valid UTF-8")
 	}
 	count := p.u16("metadata count")
 	if p.err == nil && count > maxMetaEntries {
-		p.fail(fmt.Sprintf("metadata count %d exceeds %d", count, maxMetaEntries))
+		p.fail("metadata", fmt.Sprintf("metadata count %d exceeds %d", count, maxMetaEntries))
 	}
 	var prev string
 	for i := 0; i < int(count) && p.err == nil; i++ {
@@ -257,15 +266,15 @@ func parseHeader(raw []byte) (*Header, error) {
 			break
 		}
 		if err := checkMetaKey(k); err != nil {
-			p.fail(fmt.Sprintf("metadata key %d: %v", i, err))
+			p.fail("metadata", fmt.Sprintf("metadata key %d: %v", i, err))
 			break
 		}
 		if !utf8.ValidString(v) {
-			p.fail(fmt.Sprintf("metadata value of %q is not valid UTF-8", k))
+			p.fail("metadata", fmt.Sprintf("metadata value of %q is not valid UTF-8", k))
 			break
 		}
 		if i > 0 && k <= prev {
-			p.fail("metadata keys are not in strictly ascending order")
+			p.fail("metadata", "metadata keys are not in strictly ascending order")
 			break
 		}
 		prev = k
@@ -273,7 +282,7 @@ func parseHeader(raw []byte) (*Header, error) {
 		case metaCompression:
 			c, err := ParseCodec(v)
 			if err != nil || c == CodecNone {
-				return nil, fmt.Errorf("%w: compression codec %q", ErrUnsupported, v)
+				return nil, headerErr(ErrUnsupported, "compression", "unsupported compression codec %q", v)
 			}
 			h.codec = c
 		case metaContentType:
@@ -286,13 +295,13 @@ func parseHeader(raw []byte) (*Header, error) {
 		}
 	}
 	if p.err == nil && len(p.b) != 0 {
-		p.fail(fmt.Sprintf("%d unused bytes before the MAC", len(p.b)))
+		p.fail("header length", fmt.Sprintf("%d unused bytes before the MAC", len(p.b)))
 	}
 	if p.err != nil {
 		return nil, p.err
 	}
 	if (h.flags&FlagCompressed != 0) != (h.codec != CodecNone) {
-		return nil, fmt.Errorf("%w: compressed flag and compression metadata disagree", ErrInvalidHeader)
+		return nil, headerErr(ErrAuth, "compression", "invalid header: compressed flag and compression metadata disagree")
 	}
 	return h, nil
 }
@@ -303,10 +312,22 @@ type parser struct {
 	err error
 }
 
-func (p *parser) fail(msg string) {
+// fail records a rule broken in field (see HeaderError.Field).
+func (p *parser) fail(field, msg string) {
 	if p.err == nil {
-		p.err = fmt.Errorf("%w: %s", ErrInvalidHeader, msg)
+		p.err = headerErr(ErrAuth, field, "invalid header: %s", msg)
 	}
+}
+
+// fieldOf maps a parser name ("metadata key length", ...) to a
+// HeaderError.Field.
+func fieldOf(name string) string {
+	for _, f := range [...]string{"key record", "partition", "metadata"} {
+		if strings.HasPrefix(name, f) {
+			return f
+		}
+	}
+	return name
 }
 
 func (p *parser) take(name string, n int) []byte {
@@ -314,7 +335,7 @@ func (p *parser) take(name string, n int) []byte {
 		return nil
 	}
 	if n > len(p.b) {
-		p.fail(fmt.Sprintf("%s runs past the end of the header", name))
+		p.fail(fieldOf(name), fmt.Sprintf("%s runs past the end of the header", name))
 		return nil
 	}
 	v := p.b[:n:n]
@@ -333,7 +354,7 @@ func (p *parser) u16(name string) int {
 func (p *parser) field16(name string, lo, hi int) []byte {
 	n := p.u16(name + " length")
 	if p.err == nil && (n < lo || n > hi) {
-		p.fail(fmt.Sprintf("%s length %d is not in [%d, %d]", name, n, lo, hi))
+		p.fail(fieldOf(name), fmt.Sprintf("%s length %d is not in [%d, %d]", name, n, lo, hi))
 	}
 	return p.take(name, n)
 }
@@ -345,22 +366,22 @@ func (p *parser) field8(name string, lo, hi int) []byte {
 	}
 	n := int(b[0])
 	if n < lo || n > hi {
-		p.fail(fmt.Sprintf("%s length %d is not in [%d, %d]", name, n, lo, hi))
+		p.fail(fieldOf(name), fmt.Sprintf("%s length %d is not in [%d, %d]", name, n, lo, hi))
 	}
 	return p.take(name, n)
 }
 
 // buildHeader serializes a header without its MAC (the caller appends the
 // MAC). It validates params the way parseHeader validates input.
-func buildHeader(o *options, params HeaderParams, salt []byte) (*Header, error) {
+func buildHeader(o *writerOptions, params HeaderParams, salt []byte) (*Header, error) {
 	if len(params.KeyRecord) < 1 || len(params.KeyRecord) > MaxKeyRecordSize {
-		return nil, fmt.Errorf("%w: key record length %d is not in [1, %d]", ErrInvalidHeader, len(params.KeyRecord), MaxKeyRecordSize)
+		return nil, fmt.Errorf("%w: key record length %d is not in [1, %d]", ErrInvalidArgument, len(params.KeyRecord), MaxKeyRecordSize)
 	}
 	if len(params.Partition) < 1 || len(params.Partition) > MaxPartitionSize {
-		return nil, fmt.Errorf("%w: partition length %d is not in [1, %d]", ErrInvalidHeader, len(params.Partition), MaxPartitionSize)
+		return nil, fmt.Errorf("%w: partition length %d is not in [1, %d]", ErrInvalidArgument, len(params.Partition), MaxPartitionSize)
 	}
 	if !utf8.ValidString(params.Partition) {
-		return nil, fmt.Errorf("%w: partition is not valid UTF-8", ErrInvalidHeader)
+		return nil, fmt.Errorf("%w: partition is not valid UTF-8", ErrInvalidArgument)
 	}
 	meta := maps.Clone(o.metadata)
 	if meta == nil {
@@ -392,7 +413,7 @@ func buildHeader(o *options, params HeaderParams, salt []byte) (*Header, error) 
 	}
 	total := len(b) + MACSize
 	if total > MaxHeaderSize {
-		return nil, fmt.Errorf("%w: header would be %d bytes, more than %d", ErrInvalidHeader, total, MaxHeaderSize)
+		return nil, fmt.Errorf("%w: header would be %d bytes, more than %d", ErrInvalidArgument, total, MaxHeaderSize)
 	}
 	binary.BigEndian.PutUint32(b[8:12], uint32(total))
 	b = append(b, make([]byte, MACSize)...)

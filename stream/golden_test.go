@@ -87,13 +87,13 @@ func vectorDefs() []vector {
 	}
 }
 
-func (v vector) options(t testing.TB) []stream.Option {
+func (v vector) options(t testing.TB) []stream.WriterOption {
 	salt, _ := hex.DecodeString(v.Salt)
 	codec, err := stream.ParseCodec(v.Compression)
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := []stream.Option{stream.WithSaltForTest(salt), stream.WithChunkSize(v.ChunkSize), stream.WithCompression(codec), stream.WithConcurrency(1)}
+	opts := []stream.WriterOption{stream.WithSaltForTest(salt), stream.WithChunkSize(v.ChunkSize), stream.WithCompression(codec), stream.WithWriterConcurrency(1)}
 	if v.ContentType != "" {
 		opts = append(opts, stream.WithContentType(v.ContentType))
 	}
@@ -276,10 +276,11 @@ func TestEpochs(t *testing.T) {
 	first := uint64(1)<<stream.EpochShift - 2
 	kb := testKeyBytes("epochs")
 	pt := randBytes(4*cs-7, 41)
+	wFirst, rFirst := stream.FirstIndexForTest(first)
 	for _, conc := range []int{1, 2} {
 		key := newSecret(t, kb)
-		ct := encrypt(t, key, pt, stream.WithChunkSize(cs), stream.WithFirstIndexForTest(first), stream.WithConcurrency(conc))
-		got, err := decrypt(t, key, ct, stream.WithFirstIndexForTest(first), stream.WithConcurrency(conc))
+		ct := encrypt(t, key, pt, stream.WithChunkSize(cs), wFirst, stream.WithWriterConcurrency(conc))
+		got, err := decrypt(t, key, ct, rFirst, stream.WithReaderConcurrency(conc))
 		if err != nil || !bytes.Equal(got, pt) {
 			t.Fatalf("round trip across the epoch boundary: %v", err)
 		}
@@ -328,23 +329,25 @@ func specDecryptEpoch0(dek, s []byte, firstIndex uint64) ([]byte, error) {
 	return nil, nil
 }
 
-// TestChunkLimit: a stream cannot have more than 2^32 chunks.
+// TestChunkLimit: a stream cannot have more than 2^32 chunks; going past
+// the limit is ErrUnsupported.
 func TestChunkLimit(t *testing.T) {
 	key := testKey(t, "limit")
 	first := uint64(stream.MaxChunks - 2)
+	wFirst, rFirst := stream.FirstIndexForTest(first)
 	for _, conc := range []int{1, 2} {
-		w, err := stream.NewWriter(io.Discard, key, testParams, stream.WithChunkSize(cs), stream.WithFirstIndexForTest(first), stream.WithConcurrency(conc))
+		w, err := stream.NewWriter(io.Discard, key, testParams, stream.WithChunkSize(cs), wFirst, stream.WithWriterConcurrency(conc))
 		if err != nil {
 			t.Fatal(err)
 		}
 		// Two chunks fit (indices 2^32-2 and 2^32-1); a third does not.
 		_, werr := w.Write(make([]byte, 2*cs+1))
 		cerr := w.Close()
-		if !errors.Is(werr, stream.ErrTooLarge) && !errors.Is(cerr, stream.ErrTooLarge) {
-			t.Fatalf("conc=%d: Write %v, Close %v; want ErrTooLarge", conc, werr, cerr)
+		if !errors.Is(werr, stream.ErrUnsupported) && !errors.Is(cerr, stream.ErrUnsupported) {
+			t.Fatalf("conc=%d: Write %v, Close %v; want ErrUnsupported", conc, werr, cerr)
 		}
-		ct := encrypt(t, key, make([]byte, 2*cs), stream.WithChunkSize(cs), stream.WithFirstIndexForTest(first), stream.WithConcurrency(conc))
-		if got, err := decrypt(t, key, ct, stream.WithFirstIndexForTest(first)); err != nil || len(got) != 2*cs {
+		ct := encrypt(t, key, make([]byte, 2*cs), stream.WithChunkSize(cs), wFirst, stream.WithWriterConcurrency(conc))
+		if got, err := decrypt(t, key, ct, rFirst); err != nil || len(got) != 2*cs {
 			t.Fatalf("conc=%d: the last two chunk indices: %v", conc, err)
 		}
 	}
@@ -352,7 +355,7 @@ func TestChunkLimit(t *testing.T) {
 	ct := encrypt(t, key, nil)
 	hdr := mustHeader(t, ct)
 	huge := hdr.Len() + (stream.MaxChunks+1)*int64(hdr.ChunkSize()+stream.TagSize)
-	if _, err := stream.NewReaderAt(bytes.NewReader(ct), huge, hdr, key); !errors.Is(err, stream.ErrTooLarge) {
-		t.Fatalf("NewReaderAt with %d bytes: %v, want ErrTooLarge", huge, err)
+	if _, err := stream.NewReaderAt(bytes.NewReader(ct), huge, hdr, key); !errors.Is(err, stream.ErrUnsupported) {
+		t.Fatalf("NewReaderAt with %d bytes: %v, want ErrUnsupported", huge, err)
 	}
 }

@@ -66,7 +66,7 @@ func randBytes(n int, seed uint64) []byte {
 }
 
 // encrypt returns the stream for pt, written with one Write call.
-func encrypt(t testing.TB, key securebuf.Secret, pt []byte, opts ...stream.Option) []byte {
+func encrypt(t testing.TB, key securebuf.Secret, pt []byte, opts ...stream.WriterOption) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	w, err := stream.NewWriter(&buf, key, testParams, opts...)
@@ -84,7 +84,7 @@ func encrypt(t testing.TB, key securebuf.Secret, pt []byte, opts ...stream.Optio
 
 // decrypt reads the whole stream ct and returns the plaintext released
 // before the error, and the error.
-func decrypt(t testing.TB, key securebuf.Secret, ct []byte, opts ...stream.Option) ([]byte, error) {
+func decrypt(t testing.TB, key securebuf.Secret, ct []byte, opts ...stream.ReaderOption) ([]byte, error) {
 	t.Helper()
 	src := bytes.NewReader(ct)
 	hdr, err := stream.ReadHeader(src)
@@ -131,3 +131,30 @@ func (r onlyReader) Read(p []byte) (int, error) { return r.r.Read(p) }
 type onlyWriter struct{ w io.Writer }
 
 func (w onlyWriter) Write(p []byte) (int, error) { return w.w.Write(p) }
+
+// classes are the sentinels of package stream. Every error it returns for
+// bad input or a bad argument matches exactly one of them.
+var classes = []error{stream.ErrAuth, stream.ErrTruncated, stream.ErrUnsupported, stream.ErrClosed, stream.ErrInvalidArgument}
+
+// classOf returns the one class of err, and fails the test if err matches
+// none or several.
+func classOf(t testing.TB, err error) error {
+	t.Helper()
+	var found []error
+	for _, c := range classes {
+		if errors.Is(err, c) {
+			found = append(found, c)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("error %q matches %d classes %v, want exactly one", err, len(found), found)
+	}
+	return found[0]
+}
+
+// chunkErrorIs reports whether err is a *ChunkError of class ErrAuth for
+// chunk idx with the given reason.
+func chunkErrorIs(err error, idx uint64, reason string) bool {
+	var ce *stream.ChunkError
+	return errors.As(err, &ce) && ce.Index == idx && ce.Reason == reason && errors.Is(err, stream.ErrAuth)
+}

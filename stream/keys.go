@@ -7,6 +7,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 	"sync"
 
 	"github.com/enc-pipe/enc-pipe/securebuf"
@@ -27,10 +28,10 @@ const (
 // heap object with no way to clear it, so one per epoch in use lives on
 // the heap until the stream is closed and the garbage collector reclaims
 // it. The HMAC state used to compute the header MAC is dropped as soon as
-// the MAC is computed.
+// the MAC is computed. The schedule never closes the data key: its caller
+// owns it.
 type keySchedule struct {
 	key  securebuf.Secret
-	own  bool
 	salt [SaltSize]byte
 
 	mu      sync.Mutex
@@ -41,14 +42,14 @@ type keySchedule struct {
 }
 
 // newKeySchedule prepares the schedule and derives epoch 0's AEAD.
-func newKeySchedule(key securebuf.Secret, own bool, salt []byte) (*keySchedule, error) {
+func newKeySchedule(key securebuf.Secret, salt []byte) (*keySchedule, error) {
 	if key == nil {
-		return nil, ErrInvalidKey
+		return nil, errKeySize
 	}
 	if key.Len() != KeySize {
-		return nil, ErrInvalidKey
+		return nil, errKeySize
 	}
-	ks := &keySchedule{key: key, own: own, aeads: make(map[uint32]cipher.AEAD)}
+	ks := &keySchedule{key: key, aeads: make(map[uint32]cipher.AEAD)}
 	copy(ks.salt[:], salt)
 	a, err := ks.derive(0)
 	if err != nil {
@@ -63,7 +64,7 @@ func newKeySchedule(key securebuf.Secret, own bool, salt []byte) (*keySchedule, 
 func (ks *keySchedule) withPRK(f func(prk []byte) error) error {
 	return ks.key.WithBytes(func(dek []byte) error {
 		if len(dek) != KeySize {
-			return ErrInvalidKey
+			return errKeySize
 		}
 		prk, err := hkdf.Extract(sha256.New, dek, ks.salt[:])
 		if err != nil {
@@ -160,20 +161,18 @@ func (ks *keySchedule) aeadFor(idx uint64) (cipher.AEAD, error) {
 	return a, nil
 }
 
-// close drops the derived keys and closes the data key if owned.
-func (ks *keySchedule) close() error {
-	var err error
+// close drops the derived keys (not the data key, which the caller owns).
+func (ks *keySchedule) close() {
 	ks.closeMu.Do(func() {
 		ks.mu.Lock()
 		ks.closed = true
 		clear(ks.aeads)
 		ks.mu.Unlock()
-		if ks.own {
-			err = ks.key.Close()
-		}
 	})
-	return err
 }
+
+// errKeySize is returned for a data key that is not KeySize bytes.
+var errKeySize = fmt.Errorf("%w: the data key must be %d bytes", ErrInvalidArgument, KeySize)
 
 // nonce writes the STREAM nonce of chunk idx: the 11-byte big-endian index
 // followed by the last-chunk flag.

@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/enc-pipe/enc-pipe/securebuf"
 	"github.com/enc-pipe/enc-pipe/stream"
 )
 
@@ -27,7 +28,7 @@ func TestWriterFailsPartway(t *testing.T) {
 				t.Run(fmt.Sprintf("conc=%d/limit=%d/readfrom=%v", conc, limit, useReadFrom), func(t *testing.T) {
 					defer goleak.VerifyNone(t)
 					dst := &failWriter{limit: limit}
-					w, err := stream.NewWriter(dst, key, testParams, stream.WithChunkSize(cs), stream.WithConcurrency(conc))
+					w, err := stream.NewWriter(dst, key, testParams, stream.WithChunkSize(cs), stream.WithWriterConcurrency(conc))
 					if err != nil {
 						if !errors.Is(err, errSink) {
 							t.Fatalf("NewWriter: %v, want the sink's error", err)
@@ -69,7 +70,7 @@ func TestWorkerPanicBecomesError(t *testing.T) {
 	key := testKey(t, "panic")
 	pt := randBytes(8*cs, 22)
 	ct := encrypt(t, key, pt, stream.WithChunkSize(cs))
-	hook := stream.WithChunkHookForTest(func(idx uint64) {
+	wHook, rHook := stream.ChunkHookForTest(func(idx uint64) {
 		if idx == 3 {
 			panic("boom")
 		}
@@ -77,7 +78,7 @@ func TestWorkerPanicBecomesError(t *testing.T) {
 	for _, conc := range []int{1, 3} {
 		t.Run(fmt.Sprintf("conc=%d", conc), func(t *testing.T) {
 			defer goleak.VerifyNone(t)
-			w, err := stream.NewWriter(io.Discard, key, testParams, stream.WithChunkSize(cs), stream.WithConcurrency(conc), hook)
+			w, err := stream.NewWriter(io.Discard, key, testParams, stream.WithChunkSize(cs), stream.WithWriterConcurrency(conc), wHook)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -86,7 +87,7 @@ func TestWorkerPanicBecomesError(t *testing.T) {
 			if cerr == nil || !strings.Contains(cerr.Error(), "panic") {
 				t.Fatalf("writer: Write %v, Close %v; want a panic error", werr, cerr)
 			}
-			out, err := decrypt(t, key, ct, stream.WithConcurrency(conc), hook)
+			out, err := decrypt(t, key, ct, stream.WithReaderConcurrency(conc), rHook)
 			if err == nil || !strings.Contains(err.Error(), "panic") {
 				t.Fatalf("reader: %v, want a panic error", err)
 			}
@@ -103,12 +104,12 @@ func TestNoLeaks(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	key := testKey(t, "leaks")
 	pt := randBytes(20*cs, 23)
-	ct := encrypt(t, key, pt, stream.WithChunkSize(cs), stream.WithConcurrency(4))
+	ct := encrypt(t, key, pt, stream.WithChunkSize(cs), stream.WithWriterConcurrency(4))
 	for _, conc := range []int{2, 4} {
 		// Closed after reading one chunk.
 		src := bytes.NewReader(ct)
 		hdr, _ := stream.ReadHeader(src)
-		r, err := stream.NewReader(src, hdr, key, stream.WithConcurrency(conc))
+		r, err := stream.NewReader(src, hdr, key, stream.WithReaderConcurrency(conc))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,7 +125,7 @@ func TestNoLeaks(t *testing.T) {
 		// buffers.
 		src = bytes.NewReader(ct)
 		hdr, _ = stream.ReadHeader(src)
-		r, err = stream.NewReader(src, hdr, key, stream.WithConcurrency(conc))
+		r, err = stream.NewReader(src, hdr, key, stream.WithReaderConcurrency(conc))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -136,7 +137,7 @@ func TestNoLeaks(t *testing.T) {
 		}
 		r.Close()
 		// A writer abandoned after a write error is cleaned up by Close.
-		w, err := stream.NewWriter(&failWriter{limit: 1000}, key, testParams, stream.WithChunkSize(cs), stream.WithConcurrency(conc))
+		w, err := stream.NewWriter(&failWriter{limit: 1000}, key, testParams, stream.WithChunkSize(cs), stream.WithWriterConcurrency(conc))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -180,92 +181,123 @@ func TestCloseContract(t *testing.T) {
 	}
 }
 
-// TestKeyOwnership: with WithKeyOwnership the stream closes the data key
-// on Close, on failure, at the end of a Reader's stream, and when the
-// constructor fails.
-func TestKeyOwnership(t *testing.T) {
-	ct := encrypt(t, testKey(t, "own"), randBytes(3*cs, 1), stream.WithChunkSize(cs))
+// TestStreamNeverClosesTheKey: the caller owns the data key. After a
+// Writer, Reader or ReaderAt is closed, fails, reaches the end of its
+// stream or is Reset, and after a constructor fails, the key it was given
+// is open and still encrypts and decrypts.
+func TestStreamNeverClosesTheKey(t *testing.T) {
+	k, other := testKey(t, "caller"), testKey(t, "caller other")
+	pt := randBytes(3*cs+9, 1)
+	usable := func(key securebuf.Secret, after string) {
+		t.Helper()
+		if key.IsClosed() {
+			t.Fatalf("%s closed the caller's key", after)
+		}
+		want := randBytes(cs+1, 2)
+		if got, err := decrypt(t, key, encrypt(t, key, want, stream.WithChunkSize(cs))); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("after %s the key no longer round-trips: %v", after, err)
+		}
+	}
+	ct := encrypt(t, k, pt, stream.WithChunkSize(cs))
+	usable(k, "Writer.Close")
 
-	k := testKey(t, "own")
-	w, err := stream.NewWriter(io.Discard, k, testParams, stream.WithKeyOwnership())
-	if err != nil {
-		t.Fatal(err)
+	if _, err := stream.NewWriter(&failWriter{limit: 3}, k, testParams); !errors.Is(err, errSink) {
+		t.Fatalf("NewWriter on a failing destination: %v", err)
 	}
-	if k.IsClosed() {
-		t.Fatal("key closed while the writer is open")
+	usable(k, "a NewWriter that failed to write the header")
+	if _, err := stream.NewWriter(io.Discard, k, stream.HeaderParams{}); !errors.Is(err, stream.ErrInvalidArgument) {
+		t.Fatalf("NewWriter without a key record: %v", err)
 	}
-	w.Close()
-	if !k.IsClosed() {
-		t.Fatal("Writer.Close did not close an owned key")
-	}
-
-	k = testKey(t, "own")
-	if _, err := stream.NewWriter(&failWriter{limit: 3}, k, testParams, stream.WithKeyOwnership()); err == nil || !k.IsClosed() {
-		t.Fatalf("failed NewWriter: err %v, key closed %v", err, k.IsClosed())
-	}
-	k = testKey(t, "own")
-	if _, err := stream.NewWriter(io.Discard, k, testParams, stream.WithKeyOwnership(), stream.WithChunkSize(3)); err == nil || !k.IsClosed() {
-		t.Fatalf("NewWriter with a bad option: err %v, key closed %v", err, k.IsClosed())
-	}
-
+	usable(k, "a NewWriter that refused its arguments")
 	for _, conc := range []int{1, 2} {
-		k = testKey(t, "own")
-		src := bytes.NewReader(ct)
-		hdr, _ := stream.ReadHeader(src)
-		r, err := stream.NewReader(src, hdr, k, stream.WithKeyOwnership(), stream.WithConcurrency(conc))
+		w, err := stream.NewWriter(&failWriter{limit: 500}, k, testParams, stream.WithChunkSize(cs), stream.WithWriterConcurrency(conc))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := io.ReadAll(r); err != nil {
+		w.Write(pt)
+		if err := w.Close(); !errors.Is(err, errSink) {
+			t.Fatalf("conc=%d: Close = %v, want the sink's error", conc, err)
+		}
+		usable(k, "a Writer whose destination failed")
+		if err := w.Reset(io.Discard, other, testParams); err != nil {
 			t.Fatal(err)
 		}
-		if !k.IsClosed() {
-			t.Fatalf("conc=%d: key still open at the end of the stream", conc)
+		w.Write(pt)
+		usable(k, "Writer.Reset to another key")
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
 		}
-		r.Close()
+		usable(other, "Writer.Close after Reset")
+	}
 
-		k = testKey(t, "own")
-		bad := flip(ct, len(ct)-1)
-		src = bytes.NewReader(bad)
-		hdr, _ = stream.ReadHeader(src)
-		r, err = stream.NewReader(src, hdr, k, stream.WithKeyOwnership(), stream.WithConcurrency(conc))
+	open := func(ct []byte, key securebuf.Secret, conc int) (*stream.Reader, error) {
+		src := bytes.NewReader(ct)
+		hdr, err := stream.ReadHeader(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return stream.NewReader(src, hdr, key, stream.WithReaderConcurrency(conc))
+	}
+	for _, conc := range []int{1, 2} {
+		r, err := open(ct, k, conc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := io.ReadAll(r); err != nil || !bytes.Equal(got, pt) {
+			t.Fatalf("conc=%d: ReadAll: %v", conc, err)
+		}
+		usable(k, "a Reader that reached the end of its stream")
+		r.Close()
+		usable(k, "Reader.Close")
+
+		r, err = open(flip(ct, len(ct)-1), k, conc)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if _, err := io.ReadAll(r); !errors.Is(err, stream.ErrAuth) {
-			t.Fatal(err)
+			t.Fatalf("conc=%d: tampered stream: %v", conc, err)
 		}
-		if !k.IsClosed() {
-			t.Fatalf("conc=%d: key still open after the stream failed", conc)
+		usable(k, "a Reader that failed")
+		src := bytes.NewReader(ct)
+		hdr, _ := stream.ReadHeader(src)
+		if err := r.Reset(src, hdr, other); !errors.Is(err, stream.ErrAuth) {
+			t.Fatalf("conc=%d: Reset with the wrong key: %v", conc, err)
 		}
+		usable(k, "Reader.Reset")
+		usable(other, "a Reader.Reset that failed")
 		r.Close()
 	}
-
-	k = testKey(t, "wrong")
-	src := bytes.NewReader(ct)
-	hdr, _ := stream.ReadHeader(src)
-	if _, err := stream.NewReader(src, hdr, k, stream.WithKeyOwnership()); !errors.Is(err, stream.ErrAuth) || !k.IsClosed() {
-		t.Fatalf("failed NewReader: err %v, key closed %v", err, k.IsClosed())
+	if _, err := open(ct, other, 1); !errors.Is(err, stream.ErrAuth) {
+		t.Fatalf("NewReader with the wrong key: %v", err)
 	}
-	k = testKey(t, "own")
-	ra, err := stream.NewReaderAt(bytes.NewReader(ct), int64(len(ct)), hdr, k, stream.WithKeyOwnership())
+	usable(other, "a NewReader that failed")
+
+	hdr := mustHeader(t, ct)
+	ra, err := stream.NewReaderAt(bytes.NewReader(ct), int64(len(ct)), hdr, k)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ra.Close()
-	if !k.IsClosed() {
-		t.Fatal("ReaderAt.Close did not close an owned key")
+	usable(k, "ReaderAt.Close")
+	if _, err := stream.NewReaderAt(bytes.NewReader(ct), int64(len(ct))-1, hdr, k); err == nil {
+		t.Fatal("NewReaderAt on a truncated stream succeeded")
 	}
+	usable(k, "a NewReaderAt that failed")
 }
 
+// TestOptionsValidate: every option refuses an argument out of range with
+// ErrInvalidArgument, as do header parameters that do not fit the header;
+// good ones round-trip through the header. (A WriterOption given to
+// NewReader, or a ReaderOption to NewWriter, does not compile.)
 func TestOptionsValidate(t *testing.T) {
 	key := testKey(t, "opts")
-	bad := map[string]stream.Option{
+	bad := map[string]stream.WriterOption{
 		"chunk 3":             stream.WithChunkSize(3),
 		"chunk not pow2":      stream.WithChunkSize(5000),
 		"chunk too small":     stream.WithChunkSize(2048),
 		"chunk too big":       stream.WithChunkSize(32 << 20),
-		"concurrency -1":      stream.WithConcurrency(-1),
+		"concurrency -1":      stream.WithWriterConcurrency(-1),
+		"concurrency 1025":    stream.WithWriterConcurrency(1025),
 		"codec 9":             stream.WithCompression(stream.Codec(9)),
 		"reserved key":        stream.WithMetadata(map[string]string{"compression": "none"}),
 		"empty key":           stream.WithMetadata(map[string]string{"": "x"}),
@@ -277,8 +309,19 @@ func TestOptionsValidate(t *testing.T) {
 		"too many meta pairs": stream.WithMetadata(manyPairs(63)),
 	}
 	for name, opt := range bad {
-		if _, err := stream.NewWriter(io.Discard, key, testParams, opt); !errors.Is(err, stream.ErrInvalidOption) {
-			t.Errorf("%s: err = %v, want ErrInvalidOption", name, err)
+		if _, err := stream.NewWriter(io.Discard, key, testParams, opt); classOf(t, err) != stream.ErrInvalidArgument {
+			t.Errorf("%s: err = %v, want ErrInvalidArgument", name, err)
+		}
+	}
+	ct := encrypt(t, key, []byte("x"))
+	for _, n := range []int{-1, 1025} {
+		src := bytes.NewReader(ct)
+		hdr := mustHeader(t, ct)
+		if _, err := stream.NewReader(src, hdr, key, stream.WithReaderConcurrency(n)); classOf(t, err) != stream.ErrInvalidArgument {
+			t.Errorf("NewReader, concurrency %d: err = %v, want ErrInvalidArgument", n, err)
+		}
+		if _, err := stream.NewReaderAt(src, int64(len(ct)), hdr, key, stream.WithReaderConcurrency(n)); classOf(t, err) != stream.ErrInvalidArgument {
+			t.Errorf("NewReaderAt, concurrency %d: err = %v, want ErrInvalidArgument", n, err)
 		}
 	}
 	params := map[string]stream.HeaderParams{
@@ -289,13 +332,13 @@ func TestOptionsValidate(t *testing.T) {
 		"long partition":  {KeyRecord: []byte("r"), Partition: strings.Repeat("p", stream.MaxPartitionSize+1)},
 	}
 	for name, p := range params {
-		if _, err := stream.NewWriter(io.Discard, key, p); !errors.Is(err, stream.ErrInvalidHeader) {
-			t.Errorf("%s: err = %v, want ErrInvalidHeader", name, err)
+		if _, err := stream.NewWriter(io.Discard, key, p); classOf(t, err) != stream.ErrInvalidArgument {
+			t.Errorf("%s: err = %v, want ErrInvalidArgument", name, err)
 		}
 	}
 	// Good options round-trip through the header.
 	var buf bytes.Buffer
-	w, err := stream.NewWriter(&buf, key, testParams, stream.WithChunkSize(1<<20), stream.WithConcurrency(0),
+	w, err := stream.NewWriter(&buf, key, testParams, stream.WithChunkSize(1<<20), stream.WithWriterConcurrency(0),
 		stream.WithContentType("application/json"), stream.WithMetadata(map[string]string{"owner": "ops", "x-id": "42"}))
 	if err != nil {
 		t.Fatal(err)
@@ -337,7 +380,7 @@ func TestReaderSourceErrors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := stream.NewReader(src, hdr, key, stream.WithConcurrency(conc))
+		r, err := stream.NewReader(src, hdr, key, stream.WithReaderConcurrency(conc))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -33,9 +33,10 @@ type goroutineSet struct {
 	ids map[uint64]int
 }
 
-func (g *goroutineSet) hook() stream.Option {
+// hooks returns the hook for a Writer and for a Reader.
+func (g *goroutineSet) hooks() (stream.WriterOption, stream.ReaderOption) {
 	g.ids = map[uint64]int{}
-	return stream.WithChunkHookForTest(func(uint64) {
+	return stream.ChunkHookForTest(func(uint64) {
 		id := goid()
 		g.mu.Lock()
 		g.ids[id]++
@@ -55,7 +56,7 @@ func (g *goroutineSet) others(self uint64) int {
 	return n
 }
 
-// TestOneWorkerIsOneGoroutine: with WithConcurrency(1), every chunk of a
+// TestOneWorkerIsOneGoroutine: with a concurrency of 1, every chunk of a
 // multi-chunk stream is sealed or opened by one goroutine that is not the
 // caller's (the caller reads meanwhile), and exactly one such goroutine
 // runs mid-stream; a one-chunk stream is processed in the caller's
@@ -68,7 +69,9 @@ func TestOneWorkerIsOneGoroutine(t *testing.T) {
 	for _, readFrom := range []bool{false, true} {
 		var gw, gr goroutineSet
 		var buf bytes.Buffer
-		w, err := stream.NewWriter(&buf, key, testParams, stream.WithChunkSize(cs), stream.WithConcurrency(1), gw.hook())
+		wHook, _ := gw.hooks()
+		_, rHook := gr.hooks()
+		w, err := stream.NewWriter(&buf, key, testParams, stream.WithChunkSize(cs), stream.WithWriterConcurrency(1), wHook)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -94,7 +97,7 @@ func TestOneWorkerIsOneGoroutine(t *testing.T) {
 		ct := buf.Bytes()
 		src := bytes.NewReader(ct)
 		hdr, _ := stream.ReadHeader(src)
-		r, err := stream.NewReader(src, hdr, key, stream.WithConcurrency(1), gr.hook())
+		r, err := stream.NewReader(src, hdr, key, stream.WithReaderConcurrency(1), rHook)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -117,8 +120,9 @@ func TestOneWorkerIsOneGoroutine(t *testing.T) {
 
 	// A one-chunk stream: sealed and opened by the caller.
 	var g goroutineSet
-	ct := encrypt(t, key, pt[:cs], stream.WithChunkSize(cs), stream.WithConcurrency(1), g.hook())
-	if _, err := decrypt(t, key, ct, g.hook()); err != nil {
+	wHook, rHook := g.hooks()
+	ct := encrypt(t, key, pt[:cs], stream.WithChunkSize(cs), stream.WithWriterConcurrency(1), wHook)
+	if _, err := decrypt(t, key, ct, rHook); err != nil {
 		t.Fatal(err)
 	}
 	if g.others(self) != 0 {
@@ -172,7 +176,7 @@ func TestOneWorkerOverlapsIO(t *testing.T) {
 		t.Run(op, func(t *testing.T) {
 			var gate *gateReader
 			var overlapped atomic.Bool
-			hook := stream.WithChunkHookForTest(func(idx uint64) {
+			wHook, rHook := stream.ChunkHookForTest(func(idx uint64) {
 				if idx != 0 {
 					return
 				}
@@ -184,7 +188,7 @@ func TestOneWorkerOverlapsIO(t *testing.T) {
 			})
 			if op == "seal" {
 				gate = newGateReader(bytes.NewReader(pt), 2*cs)
-				w, err := stream.NewWriter(io.Discard, key, testParams, stream.WithChunkSize(cs), stream.WithConcurrency(1), hook)
+				w, err := stream.NewWriter(io.Discard, key, testParams, stream.WithChunkSize(cs), stream.WithWriterConcurrency(1), wHook)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -198,7 +202,7 @@ func TestOneWorkerOverlapsIO(t *testing.T) {
 				src := bytes.NewReader(ct)
 				hdr, _ := stream.ReadHeader(src)
 				gate = newGateReader(src, 2*(cs+stream.TagSize))
-				r, err := stream.NewReader(gate, hdr, key, stream.WithConcurrency(1), hook)
+				r, err := stream.NewReader(gate, hdr, key, stream.WithReaderConcurrency(1), rHook)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -236,7 +240,7 @@ func TestReadAheadIsBounded(t *testing.T) {
 				var src *gateReader
 				var worst atomic.Int64 // largest excess seen, in bytes
 				var size int64         // bytes per chunk on the source
-				hook := stream.WithChunkHookForTest(func(idx uint64) {
+				wHook, rHook := stream.ChunkHookForTest(func(idx uint64) {
 					if excess := src.n.Load() - (int64(idx)+depth)*size - 1; excess > worst.Load() {
 						worst.Store(excess)
 					}
@@ -244,7 +248,7 @@ func TestReadAheadIsBounded(t *testing.T) {
 				size = chunk
 				src = newGateReader(bytes.NewReader(pt), 1<<62)
 				var buf bytes.Buffer
-				w, err := stream.NewWriter(&buf, key, testParams, stream.WithChunkSize(chunk), stream.WithConcurrency(conc), stream.WithCompression(codec), hook)
+				w, err := stream.NewWriter(&buf, key, testParams, stream.WithChunkSize(chunk), stream.WithWriterConcurrency(conc), stream.WithCompression(codec), wHook)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -264,7 +268,7 @@ func TestReadAheadIsBounded(t *testing.T) {
 				hdr := mustHeader(t, ct)
 				size = chunk + stream.TagSize
 				src = newGateReader(bytes.NewReader(ct[hdr.Len():]), 1<<62)
-				r, err := stream.NewReader(src, hdr, key, stream.WithConcurrency(conc), hook)
+				r, err := stream.NewReader(src, hdr, key, stream.WithReaderConcurrency(conc), rHook)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -313,7 +317,7 @@ func TestSealedChunksAreWrittenWithoutWaiting(t *testing.T) {
 			t.Run(fmt.Sprintf("conc=%d/readfrom=%v", conc, readFrom), func(t *testing.T) {
 				defer goleak.VerifyNone(t)
 				dst := &notifyWriter{got: make(chan struct{})}
-				w, err := stream.NewWriter(dst, key, testParams, stream.WithChunkSize(cs), stream.WithConcurrency(conc))
+				w, err := stream.NewWriter(dst, key, testParams, stream.WithChunkSize(cs), stream.WithWriterConcurrency(conc))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -374,12 +378,12 @@ func TestFirstErrorWins(t *testing.T) {
 			probe.Close()
 			limit := hdrLen + 10*(cs+stream.TagSize) + 5 // fails inside chunk 10
 			dst := &failWriter{limit: limit}
-			w, err := stream.NewWriter(dst, key, testParams, stream.WithChunkSize(cs), stream.WithConcurrency(conc),
-				stream.WithChunkHookForTest(func(idx uint64) {
-					if idx == 40 {
-						panic("later failure")
-					}
-				}))
+			hook, _ := stream.ChunkHookForTest(func(idx uint64) {
+				if idx == 40 {
+					panic("later failure")
+				}
+			})
+			w, err := stream.NewWriter(dst, key, testParams, stream.WithChunkSize(cs), stream.WithWriterConcurrency(conc), hook)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -413,7 +417,7 @@ func TestDestinationPanicBecomesError(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	key := testKey(t, "dstpanic")
 	for _, conc := range []int{1, 2} {
-		w, err := stream.NewWriter(&panicWriter{}, key, testParams, stream.WithChunkSize(cs), stream.WithConcurrency(conc))
+		w, err := stream.NewWriter(&panicWriter{}, key, testParams, stream.WithChunkSize(cs), stream.WithWriterConcurrency(conc))
 		if err != nil {
 			t.Fatal(err)
 		}

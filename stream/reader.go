@@ -2,7 +2,7 @@ package stream
 
 import (
 	"encoding/binary"
-	"errors"
+	"fmt"
 	"io"
 
 	"github.com/enc-pipe/enc-pipe/securebuf"
@@ -19,7 +19,7 @@ import (
 // before it that already authenticated, then returns the error forever
 // (until Reset).
 //
-// Chunks are opened on worker goroutines (WithConcurrency) while the
+// Chunks are opened on worker goroutines (WithReaderConcurrency) while the
 // caller's goroutine reads the next chunks from src: the Reader reads
 // ahead up to max(2 × workers, 1 MiB / chunk size) chunks, so even with
 // one worker, reading overlaps opening. src is only ever read, and WriteTo's
@@ -38,7 +38,7 @@ type Reader struct {
 	hdr  *Header
 	ks   *keySchedule
 	ch   *chunker
-	o    *options
+	o    *readerOptions
 	pipe *pipeline
 	idx  uint64 // index of the next chunk to read from src
 
@@ -63,35 +63,30 @@ var (
 // the header MAC, so a wrong key or a modified header fails here with
 // ErrAuth, before any chunk is read.
 //
-// The key must stay open until Close returns unless WithKeyOwnership is
-// given, in which case the Reader closes it (also when NewReader fails,
-// and as soon as the stream ends or fails). NewReader does not close src.
-//
-// Options: WithConcurrency, WithKeyOwnership; the others are ignored.
-func NewReader(src io.Reader, hdr *Header, key securebuf.Secret, opts ...Option) (*Reader, error) {
-	o, err := buildOptions(opts)
+// The caller owns key: the Reader never closes it, and the caller must
+// keep it open until the Reader is done with it, that is until Close
+// returns or Read returns an error (io.EOF included); it may close it
+// right after NewReader fails. NewReader does not close src; neither does
+// Close.
+func NewReader(src io.Reader, hdr *Header, key securebuf.Secret, opts ...ReaderOption) (*Reader, error) {
+	o, err := buildReaderOptions(opts)
 	if err != nil {
-		closeOwned(opts, key)
 		return nil, err
 	}
 	r := &Reader{o: o}
 	if err := r.begin(src, hdr, key); err != nil {
-		if o.ownKey && key != nil {
-			key.Close()
-		}
 		return nil, err
 	}
 	return r, nil
 }
 
 // begin verifies hdr under key and resets the Reader to decrypt the
-// chunks that follow it in src. The pipeline is stopped. The caller
-// closes key (if owned) when begin fails.
+// chunks that follow it in src. The pipeline is stopped.
 func (r *Reader) begin(src io.Reader, hdr *Header, key securebuf.Secret) error {
 	if src == nil || hdr == nil {
-		return errors.New("stream: nil source or header")
+		return fmt.Errorf("%w: nil source or header", ErrInvalidArgument)
 	}
-	ks, err := newKeySchedule(key, false, hdr.salt())
+	ks, err := newKeySchedule(key, hdr.salt())
 	if err != nil {
 		return err
 	}
@@ -117,7 +112,6 @@ func (r *Reader) begin(src io.Reader, hdr *Header, key securebuf.Secret) error {
 	}
 	// The workers are stopped; the next push starts them after this.
 	ch.aad = hdr.mac()
-	ks.own = r.o.ownKey
 	*r = Reader{hdr: hdr, ks: ks, ch: ch, o: r.o, pipe: r.pipe, idx: r.o.firstIndex}
 	r.src = chunkSource{r: src, framed: ch.framed, ctSize: ch.chunk + TagSize, pos: hdr.Len()}
 	if ch.framed {
@@ -130,16 +124,12 @@ func (r *Reader) begin(src io.Reader, hdr *Header, key securebuf.Secret) error {
 // chunks that follow hdr in src under key, as NewReader would, keeping the
 // options and reusing the decompressor when the codec and chunk size
 // match. It verifies the header MAC first (ErrAuth). Reset works after
-// Close too. With WithKeyOwnership, Reset closes the previous key if the
-// Reader had not yet done so, and owns key from then on (and closes it if
-// Reset fails). If Reset fails, every Read returns its error until the
-// next successful Reset.
+// Close too. As with NewReader, the caller owns key; the previous key is
+// no longer used once Reset returns. If Reset fails, every Read returns
+// its error until the next successful Reset.
 func (r *Reader) Reset(src io.Reader, hdr *Header, key securebuf.Secret) error {
 	r.abandon()
 	if err := r.begin(src, hdr, key); err != nil {
-		if r.o.ownKey && key != nil {
-			key.Close()
-		}
 		r.err = err
 		return err
 	}
@@ -166,8 +156,9 @@ func (r *Reader) abandon() {
 func (r *Reader) Header() *Header { return r.hdr }
 
 // Read reads decrypted plaintext into p. It returns io.EOF after the
-// final chunk, and ErrAuth, ErrTruncated, ErrTrailingData, ErrInvalidChunk
-// or src's error if the stream is broken.
+// final chunk; an error matching ErrAuth, ErrTruncated or ErrUnsupported
+// if the stream is broken (see ErrAuth for what each covers); or src's
+// error, as it is.
 func (r *Reader) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		if r.closed {
@@ -211,9 +202,9 @@ func (r *Reader) WriteTo(dst io.Writer) (int64, error) {
 	}
 }
 
-// Close stops the workers, returns the buffers and drops the keys (and,
-// with WithKeyOwnership, closes the data key). It does not close src.
-// Reads after Close return ErrClosed (until Reset). Close is idempotent.
+// Close stops the workers, returns the buffers and drops the derived
+// keys. It closes neither src nor the data key. Reads after Close return
+// ErrClosed (until Reset). Close is idempotent and returns nil.
 func (r *Reader) Close() error {
 	if r.closed {
 		return nil
@@ -223,9 +214,8 @@ func (r *Reader) Close() error {
 	if r.ch != nil {
 		r.ch.close()
 	}
-	err := r.ks.close()
 	r.err = ErrClosed
-	return err
+	return nil
 }
 
 // advance makes the next chunk's plaintext current in r.out: it recycles
@@ -301,7 +291,7 @@ func (r *Reader) readNext() {
 func (r *Reader) readJob(j *job, a *[]byte) error {
 	j.a = a
 	if r.idx >= MaxChunks {
-		return ErrTooLarge
+		return errTooManyChunks
 	}
 	ct, last, full, err := r.src.next(*a)
 	if err == io.EOF {

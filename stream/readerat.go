@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -48,41 +47,27 @@ var _ io.ReaderAt = (*ReaderAt)(nil)
 // stream's 32-byte data key. It verifies the header MAC and authenticates
 // the final chunk before returning: a wrong key or modified header gives
 // ErrAuth; a stream cut at a chunk boundary ErrTruncated; one cut inside
-// its last chunk or modified there an error matching both; bytes after
-// the final chunk ErrTrailingData. A compressed stream gives
-// ErrNotSeekable.
+// its last chunk, modified there, or followed by more bytes an error
+// matching ErrAuth (a *ChunkError that says which). A compressed stream
+// gives ErrUnsupported.
 //
-// The key must stay open until Close returns unless WithKeyOwnership is
-// given, in which case the ReaderAt closes it on Close (and when
+// The caller owns key: the ReaderAt never closes it, and the caller must
+// keep it open until Close returns (and may close it right after
 // NewReaderAt fails). The ReaderAt reads the key again when a read
 // reaches a chunk of a new epoch (every 2^24 chunks). It does not close
-// src.
-//
-// Options: WithConcurrency, WithKeyOwnership; the others are ignored.
-func NewReaderAt(src io.ReaderAt, size int64, hdr *Header, key securebuf.Secret, opts ...Option) (*ReaderAt, error) {
-	o, err := buildOptions(opts)
+// src; neither does Close.
+func NewReaderAt(src io.ReaderAt, size int64, hdr *Header, key securebuf.Secret, opts ...ReaderOption) (*ReaderAt, error) {
+	o, err := buildReaderOptions(opts)
 	if err != nil {
-		closeOwned(opts, key)
 		return nil, err
 	}
-	r, err := newReaderAt(src, size, hdr, key, o)
-	if err != nil {
-		if o.ownKey && key != nil {
-			key.Close()
-		}
-		return nil, err
-	}
-	return r, nil
-}
-
-func newReaderAt(src io.ReaderAt, size int64, hdr *Header, key securebuf.Secret, o *options) (*ReaderAt, error) {
 	if src == nil || hdr == nil {
-		return nil, errors.New("stream: nil source or header")
+		return nil, fmt.Errorf("%w: nil source or header", ErrInvalidArgument)
 	}
 	if hdr.flags&FlagCompressed != 0 {
-		return nil, ErrNotSeekable
+		return nil, errNotSeekable
 	}
-	ks, err := newKeySchedule(key, o.ownKey, hdr.salt())
+	ks, err := newKeySchedule(key, hdr.salt())
 	if err != nil {
 		return nil, err
 	}
@@ -102,13 +87,13 @@ func (r *ReaderAt) init(size int64) error {
 	payload := size - r.hdr.Len()
 	if payload <= 0 {
 		if size < r.hdr.Len() {
-			return fmt.Errorf("stream: size %d is smaller than the header (%d bytes)", size, r.hdr.Len())
+			return fmt.Errorf("%w: size %d is smaller than the header (%d bytes)", ErrTruncated, size, r.hdr.Len())
 		}
 		return ErrTruncated
 	}
 	n := uint64((payload + r.ctSize - 1) / r.ctSize)
 	if n > MaxChunks {
-		return ErrTooLarge
+		return errTooManyChunks
 	}
 	r.n = n
 	lastCt := payload - int64(n-1)*r.ctSize
@@ -125,17 +110,17 @@ func (r *ReaderAt) init(size int64) error {
 				_, perr := r.open(n-2, true, true, nil, prev)
 				switch {
 				case perr == nil:
-					return ErrTrailingData
+					return chunkErr(n-2, reasonTrailing)
 				case perr != ErrTruncated && lastCt < TagSize:
 					// Neither of the last two chunks is authentic.
-					return errTruncatedOrModified
+					return ErrAuth
 				}
 			}
 		}
 		return err
 	}
 	if len(pt) == 0 && n > 1 {
-		return fmt.Errorf("%w: empty final chunk %d", ErrInvalidChunk, n-1)
+		return chunkErr(n-1, "invalid chunk: empty final chunk after other chunks")
 	}
 	r.lastPT = pt
 	r.size = int64(n-1)*r.chunk + int64(len(pt))
@@ -178,7 +163,7 @@ func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 		return 0, ErrClosed
 	}
 	if off < 0 {
-		return 0, fmt.Errorf("stream: negative offset %d", off)
+		return 0, fmt.Errorf("%w: negative offset %d", ErrInvalidArgument, off)
 	}
 	if off >= r.size {
 		if len(p) == 0 && off == r.size {
@@ -315,9 +300,9 @@ func (r *ReaderAt) toCache(i uint64, pt *[]byte, n int) {
 	putBuf(old)
 }
 
-// Close drops the keys and the cache (and, with WithKeyOwnership, closes
-// the data key). It does not close src. ReadAt calls that run concurrently
-// with Close may fail with ErrClosed; later ones do. Close is idempotent.
+// Close drops the derived keys and the cache. It closes neither src nor
+// the data key. ReadAt calls that run concurrently with Close may fail
+// with ErrClosed; later ones do. Close is idempotent and returns nil.
 func (r *ReaderAt) Close() error {
 	if r.closed.Swap(true) {
 		return nil
@@ -326,7 +311,8 @@ func (r *ReaderAt) Close() error {
 	putBuf(r.cacheBuf)
 	r.cacheBuf = nil
 	r.cacheMu.Unlock()
-	return r.ks.close()
+	r.ks.close()
+	return nil
 }
 
 // CiphertextRange maps the plaintext byte range [off, off+n) of a stream
@@ -335,13 +321,13 @@ func (r *ReaderAt) Close() error {
 // past the end of the stream when it touches the final chunk; clip it to
 // the object size. To decrypt, NewReaderAt also needs the header
 // ([0, hdr.Len())) and the final chunk. n = 0 gives cLen = 0. Compressed
-// streams give ErrNotSeekable.
+// streams give ErrUnsupported.
 func CiphertextRange(hdr *Header, off, n int64) (cOff, cLen int64, err error) {
 	if hdr.flags&FlagCompressed != 0 {
-		return 0, 0, ErrNotSeekable
+		return 0, 0, errNotSeekable
 	}
 	if off < 0 || n < 0 || off > (1<<62)-n {
-		return 0, 0, fmt.Errorf("stream: invalid plaintext range off=%d n=%d", off, n)
+		return 0, 0, fmt.Errorf("%w: invalid plaintext range off=%d n=%d", ErrInvalidArgument, off, n)
 	}
 	chunk := int64(hdr.ChunkSize())
 	ct := chunk + TagSize

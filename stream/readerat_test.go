@@ -44,7 +44,7 @@ func TestCiphertextRange(t *testing.T) {
 	ct := encrypt(t, key, pt, stream.WithChunkSize(cs))
 	hdr := mustHeader(t, ct)
 	rec := &recordingReaderAt{r: bytes.NewReader(ct)}
-	ra, err := stream.NewReaderAt(rec, int64(len(ct)), hdr, key, stream.WithConcurrency(1))
+	ra, err := stream.NewReaderAt(rec, int64(len(ct)), hdr, key, stream.WithReaderConcurrency(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestCiphertextRange(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Fresh ReaderAt so that the one-chunk cache cannot hide reads.
-		ra2, err := stream.NewReaderAt(rec, int64(len(ct)), hdr, key, stream.WithConcurrency(1+rng.IntN(3)))
+		ra2, err := stream.NewReaderAt(rec, int64(len(ct)), hdr, key, stream.WithReaderConcurrency(1+rng.IntN(3)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -106,7 +106,7 @@ func TestReaderAtConcurrent(t *testing.T) {
 	ct := encrypt(t, key, pt, stream.WithChunkSize(cs))
 	hdr := mustHeader(t, ct)
 	for _, conc := range []int{1, 4} {
-		ra, err := stream.NewReaderAt(bytes.NewReader(ct), int64(len(ct)), hdr, key, stream.WithConcurrency(conc))
+		ra, err := stream.NewReaderAt(bytes.NewReader(ct), int64(len(ct)), hdr, key, stream.WithReaderConcurrency(conc))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -156,8 +156,8 @@ func TestReaderAtTruncatedAndExtended(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, extra := range []int{1, 15, 16, 17, cs + 16} {
-		if err := open(append(bytes.Clone(ct), make([]byte, extra)...)); err != stream.ErrTrailingData {
-			t.Fatalf("%d bytes appended: %v, want ErrTrailingData", extra, err)
+		if err := open(append(bytes.Clone(ct), make([]byte, extra)...)); !chunkErrorIs(err, 2, stream.ReasonTrailingForTest) {
+			t.Fatalf("%d bytes appended: %v, want a ChunkError: data after chunk 2", extra, err)
 		}
 	}
 	// More than a chunk appended: the final chunk is no longer next to

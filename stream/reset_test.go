@@ -14,8 +14,8 @@ import (
 
 // TestWriterReset: a Writer reused with Reset writes independent streams,
 // each under the key given to Reset (never the previous one), with a
-// fresh salt; a stream abandoned mid-way stays unreadable; key ownership
-// moves to the new key; a failed Reset is sticky until the next one.
+// fresh salt; a stream abandoned mid-way stays unreadable; a failed Reset
+// is sticky until the next one.
 func TestWriterReset(t *testing.T) {
 	for _, conc := range []int{1, 2} {
 		for _, codec := range []stream.Codec{stream.CodecNone, stream.CodecZstd} {
@@ -24,7 +24,7 @@ func TestWriterReset(t *testing.T) {
 				k1, k2 := testKey(t, "reset1"), testKey(t, "reset2")
 				pt1, pt2 := randBytes(7*cs+5, 71), randBytes(3*cs, 72)
 				params2 := stream.HeaderParams{KeyRecord: []byte("record 2"), Partition: "p2"}
-				opts := []stream.Option{stream.WithChunkSize(cs), stream.WithConcurrency(conc), stream.WithCompression(codec)}
+				opts := []stream.WriterOption{stream.WithChunkSize(cs), stream.WithWriterConcurrency(conc), stream.WithCompression(codec)}
 
 				var b1, b2, b3, b4 bytes.Buffer
 				w, err := stream.NewWriter(&b1, k1, testParams, opts...)
@@ -115,62 +115,6 @@ func TestWriterReset(t *testing.T) {
 	}
 }
 
-// TestWriterResetKeyOwnership: with WithKeyOwnership, Reset closes the key
-// of the stream it abandons or that Close ended, and owns the new one
-// (closing it if Reset fails).
-func TestWriterResetKeyOwnership(t *testing.T) {
-	k1, k2, k3 := testKey(t, "own1"), testKey(t, "own2"), testKey(t, "own3")
-	w, err := stream.NewWriter(io.Discard, k1, testParams, stream.WithKeyOwnership(), stream.WithChunkSize(cs))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Write(randBytes(3*cs, 1))
-	if err := w.Reset(io.Discard, k2, testParams); err != nil {
-		t.Fatal(err)
-	}
-	if !k1.IsClosed() || k2.IsClosed() {
-		t.Fatalf("after Reset: old key closed %v, new key closed %v", k1.IsClosed(), k2.IsClosed())
-	}
-	if err := w.Close(); err != nil || !k2.IsClosed() {
-		t.Fatalf("Close: %v, key closed %v", err, k2.IsClosed())
-	}
-	if err := w.Reset(&failWriter{limit: 0}, k3, testParams); !errors.Is(err, errSink) || !k3.IsClosed() {
-		t.Fatalf("failed Reset: %v, key closed %v", err, k3.IsClosed())
-	}
-}
-
-// TestReaderResetKeyOwnership: with WithKeyOwnership, Reader.Reset closes
-// the previous key if the Reader had not yet, owns the new one, and closes
-// it if Reset fails.
-func TestReaderResetKeyOwnership(t *testing.T) {
-	ct := encrypt(t, testKey(t, "rown"), randBytes(5*cs, 2), stream.WithChunkSize(cs))
-	k1, k2, k3 := testKey(t, "rown"), testKey(t, "rown"), testKey(t, "wrong")
-	src := bytes.NewReader(ct)
-	h, _ := stream.ReadHeader(src)
-	r, err := stream.NewReader(src, h, k1, stream.WithKeyOwnership())
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.ReadFull(r, make([]byte, cs))
-	src = bytes.NewReader(ct)
-	h, _ = stream.ReadHeader(src)
-	if err := r.Reset(src, h, k2); err != nil {
-		t.Fatal(err)
-	}
-	if !k1.IsClosed() || k2.IsClosed() {
-		t.Fatalf("after Reset: old key closed %v, new key closed %v", k1.IsClosed(), k2.IsClosed())
-	}
-	if _, err := io.ReadAll(r); err != nil || !k2.IsClosed() {
-		t.Fatalf("ReadAll: %v; key closed at the end of the stream: %v", err, k2.IsClosed())
-	}
-	src = bytes.NewReader(ct)
-	h, _ = stream.ReadHeader(src)
-	if err := r.Reset(src, h, k3); !errors.Is(err, stream.ErrAuth) || !k3.IsClosed() {
-		t.Fatalf("failed Reset: %v, key closed %v", err, k3.IsClosed())
-	}
-	r.Close()
-}
-
 // TestReaderReset: a Reader reused with Reset reads independent streams,
 // also after Close, across chunk sizes and codecs; each is verified under
 // the key given to Reset.
@@ -193,7 +137,7 @@ func TestReaderReset(t *testing.T) {
 			}
 
 			src, h := open(ct1)
-			r, err := stream.NewReader(src, h, k1, stream.WithConcurrency(conc))
+			r, err := stream.NewReader(src, h, k1, stream.WithReaderConcurrency(conc))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -246,7 +190,7 @@ func BenchmarkReset(b *testing.B) {
 	for i := range pt {
 		pt[i] = byte(i / 64)
 	}
-	opts := []stream.Option{stream.WithConcurrency(1), stream.WithCompression(stream.CodecZstd)}
+	opts := []stream.WriterOption{stream.WithWriterConcurrency(1), stream.WithCompression(stream.CodecZstd)}
 	b.Run("NewWriter", func(b *testing.B) {
 		b.SetBytes(int64(len(pt)))
 		b.ReportAllocs()

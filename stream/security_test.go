@@ -37,10 +37,14 @@ func join(hdr []byte, chunks ...[]byte) []byte {
 }
 
 // TestTruncation cuts a stream inside the header, at every chunk boundary
-// and between them (see cutPoints). Every cut must fail with an
-// io.ErrUnexpectedEOF-class error, with the streaming Reader (each worker
-// count) and with NewReaderAt, and the Reader may only have released whole
-// authenticated chunks of the true plaintext.
+// and between them (see cutPoints). A cut in the header, at a chunk
+// boundary or less than a tag into a chunk leaves only authentic bytes and
+// fails with ErrTruncated (which is also io.ErrUnexpectedEOF); a cut
+// further into a chunk leaves a final chunk that does not authenticate,
+// which cannot be told from a modified one: a *ChunkError of class
+// ErrAuth. Each with the streaming Reader (each worker count) and with
+// NewReaderAt; the Reader may only have released whole authenticated
+// chunks of the true plaintext.
 func TestTruncation(t *testing.T) {
 	for _, total := range []int{0, 1, cs, 3 * cs, 3*cs + 700} {
 		key := testKey(t, "trunc")
@@ -49,10 +53,19 @@ func TestTruncation(t *testing.T) {
 		hdrLen, _ := layout(t, ct)
 		for _, conc := range []int{1, 2} {
 			t.Run(fmt.Sprintf("len=%d/conc=%d", total, conc), func(t *testing.T) {
-				for _, cut := range cutPoints(len(ct), hdrLen, cs+stream.TagSize) {
-					out, err := decrypt(t, key, ct[:cut], stream.WithConcurrency(conc))
-					if !errors.Is(err, io.ErrUnexpectedEOF) || !errors.Is(err, stream.ErrTruncated) {
-						t.Fatalf("cut at %d of %d: err = %v, want ErrTruncated (io.ErrUnexpectedEOF)", cut, len(ct), err)
+				ctChunk := cs + stream.TagSize
+				for _, cut := range cutPoints(len(ct), hdrLen, ctChunk) {
+					// check says whether err is the error cut deserves.
+					check := func(err error) bool {
+						rel := cut - hdrLen
+						if rel < 0 || rel%ctChunk < stream.TagSize {
+							return classOf(t, err) == stream.ErrTruncated && errors.Is(err, io.ErrUnexpectedEOF)
+						}
+						return classOf(t, err) == stream.ErrAuth && chunkErrorIs(err, uint64(rel/ctChunk), stream.ReasonCutOrChangedForTest)
+					}
+					out, err := decrypt(t, key, ct[:cut], stream.WithReaderConcurrency(conc))
+					if !check(err) {
+						t.Fatalf("cut at %d of %d (header %d): err = %v", cut, len(ct), hdrLen, err)
 					}
 					if len(out)%cs != 0 || !bytes.Equal(out, pt[:len(out)]) {
 						t.Fatalf("cut at %d: released %d bytes that are not whole chunks of the plaintext", cut, len(out))
@@ -63,8 +76,8 @@ func TestTruncation(t *testing.T) {
 							t.Fatal(err)
 						}
 						_, err = stream.NewReaderAt(bytes.NewReader(ct[:cut]), int64(cut), hdr, key)
-						if !errors.Is(err, io.ErrUnexpectedEOF) {
-							t.Fatalf("ReaderAt, cut at %d: err = %v, want io.ErrUnexpectedEOF class", cut, err)
+						if !check(err) {
+							t.Fatalf("ReaderAt, cut at %d of %d (header %d): err = %v", cut, len(ct), hdrLen, err)
 						}
 					}
 				}
@@ -89,27 +102,8 @@ func cutPoints(total, hdrLen, ctChunk int) []int {
 	return cuts
 }
 
-// TestTruncationAtBoundaryIsUnambiguous: a stream cut exactly at a chunk
-// boundary fails with ErrTruncated and not ErrAuth (each chunk it holds is
-// authentic), while a cut inside a chunk cannot be told apart from a
-// modified final chunk and matches both.
-func TestTruncationAtBoundaryIsUnambiguous(t *testing.T) {
-	key := testKey(t, "trunc")
-	ct := encrypt(t, key, randBytes(3*cs, 1), stream.WithChunkSize(cs))
-	hdrLen, chunks := layout(t, ct)
-	cut := hdrLen + 2*len(chunks[0])
-	_, err := decrypt(t, key, ct[:cut])
-	if !errors.Is(err, stream.ErrTruncated) || errors.Is(err, stream.ErrAuth) {
-		t.Fatalf("cut at a boundary: %v, want ErrTruncated only", err)
-	}
-	_, err = decrypt(t, key, ct[:cut-100])
-	if !errors.Is(err, stream.ErrTruncated) || !errors.Is(err, stream.ErrAuth) {
-		t.Fatalf("cut inside a chunk: %v, want an error matching ErrTruncated and ErrAuth", err)
-	}
-}
-
 // TestChunkTampering reorders, duplicates, drops and replaces chunks and
-// appends data; each must fail with ErrAuth.
+// appends data; each must fail with ErrAuth (and no other class).
 func TestChunkTampering(t *testing.T) {
 	key := testKey(t, "tamper")
 	pt := randBytes(4*cs+100, 9) // chunks 0..3 full, chunk 4 short
@@ -144,8 +138,8 @@ func TestChunkTampering(t *testing.T) {
 	for name, bad := range cases {
 		t.Run(name, func(t *testing.T) {
 			for _, conc := range []int{1, 3} {
-				out, err := decrypt(t, key, bad, stream.WithConcurrency(conc))
-				if !errors.Is(err, stream.ErrAuth) {
+				out, err := decrypt(t, key, bad, stream.WithReaderConcurrency(conc))
+				if classOf(t, err) != stream.ErrAuth {
 					t.Fatalf("conc=%d: err = %v, want ErrAuth", conc, err)
 				}
 				if !bytes.Equal(out, pt[:len(out)]) || len(out)%cs != 0 {
@@ -159,21 +153,22 @@ func TestChunkTampering(t *testing.T) {
 			if ra, err := stream.NewReaderAt(bytes.NewReader(bad), int64(len(bad)), h, key); err == nil {
 				buf := make([]byte, ra.Size())
 				_, err = ra.ReadAt(buf, 0)
-				if !errors.Is(err, stream.ErrAuth) {
+				if classOf(t, err) != stream.ErrAuth {
 					t.Fatalf("ReaderAt: err = %v, want ErrAuth", err)
 				}
 				ra.Close()
-			} else if !errors.Is(err, stream.ErrAuth) {
+			} else if classOf(t, err) != stream.ErrAuth {
 				t.Fatalf("NewReaderAt: err = %v, want ErrAuth", err)
 			}
 		})
 	}
 	// Data after a full final chunk is named as such.
-	if _, err := decrypt(t, key, cases["full final + 17 bytes"]); !errors.Is(err, stream.ErrTrailingData) {
-		t.Fatalf("trailing data: %v, want ErrTrailingData", err)
+	finalIdx := uint64(len(fc) - 1)
+	if _, err := decrypt(t, key, cases["full final + 17 bytes"]); !chunkErrorIs(err, finalIdx, stream.ReasonTrailingForTest) {
+		t.Fatalf("trailing data: %v, want a ChunkError: data after chunk %d", err, finalIdx)
 	}
 	// Dropping the final chunk is a truncation at a chunk boundary.
-	if _, err := decrypt(t, key, join(hdr, c[0], c[1], c[2], c[3])); !errors.Is(err, stream.ErrTruncated) {
+	if _, err := decrypt(t, key, join(hdr, c[0], c[1], c[2], c[3])); classOf(t, err) != stream.ErrTruncated {
 		t.Fatalf("final chunk dropped: %v, want ErrTruncated", err)
 	}
 }
@@ -195,10 +190,10 @@ func flip(b []byte, i int) []byte {
 
 // TestHeaderBitFlips flips every bit of a real header (with metadata and
 // compression off/on). Each flip must make decryption fail before any
-// plaintext is released: either the header no longer parses (a parse
-// error, no key used) or its MAC fails with ErrAuth. Flips in the salt,
-// key record, partition, metadata values and MAC always parse, so they
-// must give ErrAuth.
+// plaintext is released: either the header no longer parses (a
+// *HeaderError of class ErrUnsupported or ErrAuth, or ErrTruncated; no key
+// used) or its MAC fails with the bare, fixed ErrAuth. Flips in the salt
+// and MAC always parse, so they must give the bare ErrAuth.
 func TestHeaderBitFlips(t *testing.T) {
 	for _, codec := range []stream.Codec{stream.CodecNone, stream.CodecS2} {
 		key := testKey(t, "flips")
@@ -215,20 +210,18 @@ func TestHeaderBitFlips(t *testing.T) {
 			if err == nil || len(out) != 0 {
 				t.Fatalf("%v: flip of header bit %d: released %d bytes, err %v", codec, bit, len(out), err)
 			}
-			parseErr := errors.Is(err, stream.ErrNotStream) || errors.Is(err, stream.ErrUnsupported) ||
-				errors.Is(err, stream.ErrInvalidHeader) || errors.Is(err, stream.ErrTruncated)
-			if !errors.Is(err, stream.ErrAuth) && !parseErr {
+			var he *stream.HeaderError
+			switch class := classOf(t, err); {
+			case err == stream.ErrAuth:
+				authOnly++
+			case errors.As(err, &he) && (class == stream.ErrAuth || class == stream.ErrUnsupported):
+			case err == stream.ErrTruncated:
+			default:
 				t.Fatalf("%v: flip of header bit %d: unexpected error %v", codec, bit, err)
 			}
-			if errors.Is(err, stream.ErrAuth) {
-				authOnly++
-				if err.Error() != stream.ErrAuth.Error() {
-					t.Fatalf("auth error message %q is not the fixed one", err)
-				}
-			}
 			if byteIdx := bit / 8; byteIdx >= 12 && byteIdx < 44 || byteIdx >= hl-stream.MACSize {
-				if !errors.Is(err, stream.ErrAuth) {
-					t.Fatalf("%v: flip of salt/MAC bit %d gave %v, want ErrAuth", codec, bit, err)
+				if err != stream.ErrAuth {
+					t.Fatalf("%v: flip of salt/MAC bit %d gave %v, want the bare ErrAuth", codec, bit, err)
 				}
 			}
 		}
@@ -262,8 +255,8 @@ func TestWrongKeyAndPartition(t *testing.T) {
 		t.Fatalf("wrong partition: %v, want ErrAuth", err)
 	}
 	// A key of the wrong size is refused before anything is read.
-	if _, err := stream.NewWriter(io.Discard, newSecret(t, make([]byte, 16)), testParams); !errors.Is(err, stream.ErrInvalidKey) {
-		t.Fatalf("16-byte key: %v, want ErrInvalidKey", err)
+	if _, err := stream.NewWriter(io.Discard, newSecret(t, make([]byte, 16)), testParams); classOf(t, err) != stream.ErrInvalidArgument {
+		t.Fatalf("16-byte key: %v, want ErrInvalidArgument", err)
 	}
 }
 
@@ -286,7 +279,7 @@ func TestNoReleaseBeforeAuthentication(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				r, err := stream.NewReader(src, hdr, key, stream.WithConcurrency(conc))
+				r, err := stream.NewReader(src, hdr, key, stream.WithReaderConcurrency(conc))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -324,7 +317,7 @@ func TestReaderAtTamperedChunk(t *testing.T) {
 	hdrLen, c := layout(t, ct)
 	tampered := flip(ct, hdrLen+5*len(c[0])+9)
 	for _, conc := range []int{1, 4} {
-		ra, err := stream.NewReaderAt(bytes.NewReader(tampered), int64(len(tampered)), mustHeader(t, tampered), key, stream.WithConcurrency(conc))
+		ra, err := stream.NewReaderAt(bytes.NewReader(tampered), int64(len(tampered)), mustHeader(t, tampered), key, stream.WithReaderConcurrency(conc))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,7 +2,6 @@ package stream
 
 import (
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"io"
 
@@ -19,7 +18,7 @@ import (
 // without touching dst (until Reset). Bytes that a failed Writer already
 // wrote to dst are an incomplete stream, which a Reader rejects.
 //
-// Chunks are sealed on worker goroutines (WithConcurrency) while the
+// Chunks are sealed on worker goroutines (WithWriterConcurrency) while the
 // caller's goroutine fills the next chunks: with one worker, reading the
 // input (ReadFrom) or copying it (Write) overlaps sealing. Each sealed
 // chunk is written to dst as soon as it and every chunk before it are
@@ -33,7 +32,7 @@ import (
 // (sealed or not, but not yet written), which bounds the Writer's memory.
 type Writer struct {
 	dst   io.Writer
-	o     *options
+	o     *writerOptions
 	hdr   *Header
 	ks    *keySchedule
 	ch    *chunker
@@ -58,44 +57,16 @@ var (
 // that encrypts everything written to it under key, the stream's 32-byte
 // data key.
 //
-// The key must stay open until Close returns unless WithKeyOwnership is
-// given, in which case the Writer closes it (also when NewWriter fails).
-// The Writer reads the key when it is created and again every 2^24 chunks
-// (1 TiB at 64 KiB chunks) to derive the next epoch's subkey.
-//
-// Options: WithChunkSize, WithConcurrency, WithCompression,
-// WithContentType, WithMetadata, WithKeyOwnership.
-func NewWriter(dst io.Writer, key securebuf.Secret, params HeaderParams, opts ...Option) (*Writer, error) {
-	o, err := buildOptions(opts)
+// The caller owns key: the Writer never closes it, and the caller must
+// keep it open until Close returns (and may close it right after, or
+// after NewWriter fails). The Writer reads the key when it is created and
+// again every 2^24 chunks (1 TiB at 64 KiB chunks) to derive the next
+// epoch's subkey. NewWriter does not close dst; neither does Close.
+func NewWriter(dst io.Writer, key securebuf.Secret, params HeaderParams, opts ...WriterOption) (*Writer, error) {
+	o, err := buildWriterOptions(opts)
 	if err != nil {
-		closeOwned(opts, key)
 		return nil, err
 	}
-	w, err := newWriter(dst, key, params, o)
-	if err != nil {
-		if o.ownKey && key != nil {
-			key.Close()
-		}
-		return nil, err
-	}
-	return w, nil
-}
-
-// closeOwned closes key if opts contain WithKeyOwnership, for a
-// constructor that failed before its options were known to be valid.
-func closeOwned(opts []Option, key securebuf.Secret) {
-	var o options
-	for _, opt := range opts {
-		if opt != nil {
-			_ = opt(&o)
-		}
-	}
-	if o.ownKey && key != nil {
-		key.Close()
-	}
-}
-
-func newWriter(dst io.Writer, key securebuf.Secret, params HeaderParams, o *options) (*Writer, error) {
 	w := &Writer{o: o}
 	if err := w.begin(dst, key, params); err != nil {
 		return nil, err
@@ -104,11 +75,10 @@ func newWriter(dst io.Writer, key securebuf.Secret, params HeaderParams, o *opti
 }
 
 // begin starts a stream: it derives the keys, writes the header to dst
-// and resets the Writer's state. The pipeline is stopped. The caller
-// closes key (if owned) when begin fails.
+// and resets the Writer's state. The pipeline is stopped.
 func (w *Writer) begin(dst io.Writer, key securebuf.Secret, params HeaderParams) error {
 	if dst == nil {
-		return errors.New("stream: nil destination writer")
+		return fmt.Errorf("%w: nil destination writer", ErrInvalidArgument)
 	}
 	o := w.o
 	salt := make([]byte, SaltSize)
@@ -121,7 +91,7 @@ func (w *Writer) begin(dst io.Writer, key securebuf.Secret, params HeaderParams)
 	if err != nil {
 		return err
 	}
-	ks, err := newKeySchedule(key, false, salt)
+	ks, err := newKeySchedule(key, salt)
 	if err != nil {
 		return err
 	}
@@ -150,7 +120,6 @@ func (w *Writer) begin(dst io.Writer, key securebuf.Secret, params HeaderParams)
 		ks.close()
 		return err
 	}
-	ks.own = o.ownKey
 	*w = Writer{dst: dst, o: o, hdr: hdr, ks: ks, ch: w.ch, chunk: hdr.ChunkSize(), pipe: w.pipe,
 		buf: w.buf, idx: o.firstIndex}
 	return nil
@@ -159,25 +128,20 @@ func (w *Writer) begin(dst io.Writer, key securebuf.Secret, params HeaderParams)
 // Reset abandons the Writer's current stream, if Close has not ended it,
 // and starts a new one in dst: it writes a new header for params, with a
 // fresh salt, and encrypts what follows under key. It keeps the options
-// (WithConcurrency, WithChunkSize, WithCompression, metadata, key
-// ownership) and reuses the chunk buffers and the compressor, so that
-// many short streams cost less than as many NewWriter calls. Reset takes
-// the key explicitly: a Writer never starts a new stream under the key of
-// the previous one by accident (a fresh salt gives each stream its own
-// subkeys in any case).
+// and reuses the chunk buffers and the compressor, so that many short
+// streams cost less than as many NewWriter calls. Reset takes the key
+// explicitly: a Writer never starts a new stream under the key of the
+// previous one by accident (a fresh salt gives each stream its own
+// subkeys in any case). As with NewWriter, the caller owns key; the
+// previous key is no longer used once Reset returns.
 //
-// With WithKeyOwnership, Reset closes the previous key if the Writer had
-// not yet done so, and owns key from then on (and closes it if Reset
-// fails). Bytes of an abandoned stream already written to the old dst are
-// an incomplete stream, which a Reader rejects. If Reset fails, the Writer
+// Bytes of an abandoned stream already written to the old dst are an
+// incomplete stream, which a Reader rejects. If Reset fails, the Writer
 // is in the failed state, with Reset's error sticky, until the next
 // successful Reset.
 func (w *Writer) Reset(dst io.Writer, key securebuf.Secret, params HeaderParams) error {
 	w.abandon()
 	if err := w.begin(dst, key, params); err != nil {
-		if w.o.ownKey && key != nil {
-			key.Close()
-		}
 		w.release()
 		w.err, w.closed, w.closeErr = err, true, err
 		return err
@@ -290,8 +254,8 @@ func (w *Writer) flushLookahead() error {
 }
 
 // Close seals the final chunk, writes every chunk still in the Writer to
-// dst, stops the workers and, with WithKeyOwnership, closes the data key.
-// It does not close dst. A second Close returns the first one's result;
+// dst, stops the workers and drops the derived keys. It closes neither dst
+// nor the data key. A second Close returns the first one's result;
 // Write and ReadFrom after Close return ErrClosed (until Reset).
 func (w *Writer) Close() error {
 	if w.closed {
@@ -328,7 +292,7 @@ const (
 // nothing queued) is sealed and written in the caller's goroutine.
 func (w *Writer) flush(last bool) error {
 	if w.idx >= MaxChunks {
-		return w.fail(ErrTooLarge)
+		return w.fail(errTooManyChunks)
 	}
 	aead, err := w.ks.aeadFor(w.idx)
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
 
 	encpipe "github.com/enc-pipe/enc-pipe"
@@ -56,51 +57,95 @@ func (t writeTagger) Write(p []byte) (int, error) {
 }
 
 // classify maps the errors of the libraries to exit codes; 0 means "not
-// recognised".
+// recognised". The outermost error in err's chain that names a class
+// decides: each class is one sentinel (compared by identity) or one error
+// type, so at most one rule matches any error in the chain and the order
+// of the rules does not matter. The libraries keep their classes apart
+// (package stream: every failure matches exactly one of ErrAuth,
+// ErrTruncated and ErrUnsupported), and a wrapper names the cause it adds
+// outside the one it wraps (encpipe.ErrKeyUnavailable before the
+// *envelope.KeyError, which comes before its own cause).
 func classify(err error) int {
-	var ie *inputError
-	var oe *outputError
-	switch {
-	case errors.Is(err, errCancelled):
-		return exitFailure // replaced by the signal's code in run
-	case errors.As(err, &oe):
-		if isEPIPE(oe.err) {
+	code, _ := classOf(err)
+	return code
+}
+
+// classOf returns the exit code of err and the error in its chain that
+// decided it (nil for none).
+func classOf(err error) (int, error) {
+	for err != nil {
+		if code := classCode(err); code != 0 {
+			return code, err
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				if code, by := classOf(e); code != 0 {
+					return code, by
+				}
+			}
+			return 0, nil
+		default:
+			return 0, nil
+		}
+	}
+	return 0, nil
+}
+
+// classCode is the exit code of err itself (not of what it wraps), 0 if it
+// names no class. The cases are disjoint: each compares err with distinct
+// sentinels (all pointers, so == never panics) or tests a distinct type.
+func classCode(err error) int {
+	switch e := err.(type) {
+	case *outputError:
+		if isEPIPE(e.err) {
 			return exitSIGPIPE
 		}
 		return exitIO
-	case errors.As(err, &ie):
+	case *inputError:
 		return exitIO
-	case errors.Is(err, stream.ErrInvalidOption), errors.Is(err, stream.ErrNotSeekable):
+	case *envelope.KeyError:
+		return exitKey
+	}
+	switch err {
+	case errCancelled:
+		return exitFailure // replaced by the signal's code in run
+	case stream.ErrAuth, stream.ErrTruncated, stream.ErrUnsupported, io.ErrUnexpectedEOF, envelope.ErrInvalidRecord:
+		return exitIntegrity
+	case stream.ErrInvalidArgument:
 		return exitUsage
-	case errors.Is(err, encpipe.ErrPartitionNotAllowed), errors.Is(err, envelope.ErrPartitionMismatch):
+	case encpipe.ErrKeyUnavailable, encpipe.ErrPartitionNotAllowed, envelope.ErrPartitionMismatch, envelope.ErrNotFound:
 		return exitKey
-	case errors.As(err, new(*envelope.KeyError)):
-		return exitKey
-	case errors.Is(err, stream.ErrAuth), errors.Is(err, stream.ErrTruncated),
-		errors.Is(err, stream.ErrTrailingData), errors.Is(err, stream.ErrNotStream),
-		errors.Is(err, stream.ErrInvalidHeader), errors.Is(err, stream.ErrInvalidChunk),
-		errors.Is(err, stream.ErrUnsupported), errors.Is(err, io.ErrUnexpectedEOF):
-		return exitIntegrity
-	case errors.Is(err, envelope.ErrNotFound), errors.Is(err, envelope.ErrKeyNotFound):
-		return exitKey
-	case errors.Is(err, envelope.ErrInvalidRecord):
-		return exitIntegrity
 	}
 	return 0
 }
 
 // classifyStreamErr gives a library error its exit code and a message that
 // names the problem. The messages of the stream package are fixed and hold
-// no key material or plaintext.
+// no key material or plaintext; its *HeaderError and *ChunkError add what
+// is known about the failure, from the (public) structure of the input.
 func classifyStreamErr(err error, what string) error {
-	var oe *outputError
-	if errors.As(err, &oe) && isEPIPE(oe.err) {
+	code, class := classOf(err)
+	if code == exitSIGPIPE {
 		return errQuietEnd
 	}
-	if errors.Is(err, encpipe.ErrKeyUnavailable) && !errors.Is(err, envelope.ErrNotFound) {
+	if code == 0 {
+		code = exitKey // everything else comes from keys and backends
+	}
+	msg := what
+	var he *stream.HeaderError
+	var ce *stream.ChunkError
+	switch class {
+	case encpipe.ErrKeyUnavailable:
+		if errors.Is(err, envelope.ErrNotFound) {
+			msg = "key not found in the metastore (deleted, shredded, or another metastore)"
+			break
+		}
 		// The keys are the problem, not the stream: name the key and the
 		// cause (never key material).
-		msg := "cannot load the stream's key"
+		msg = "cannot load the stream's key"
 		if errors.Is(err, envelope.ErrDecrypt) {
 			msg += ", a stored key does not unwrap (wrong master key or KMS key, or a damaged metastore)"
 		}
@@ -109,29 +154,28 @@ func classifyStreamErr(err error, what string) error {
 			err = ke
 		}
 		return &cliError{code: exitKey, msg: msg, err: err}
-	}
-	code := classify(err)
-	if code == 0 {
-		code = exitKey // everything else comes from keys and backends
-	}
-	msg := what
-	switch {
-	case errors.Is(err, stream.ErrNotStream):
-		msg = "input is not an enc-pipe stream"
-	case errors.Is(err, stream.ErrTrailingData):
-		msg = "input has data after the end of the stream (appended or concatenated)"
-	case errors.Is(err, stream.ErrTruncated) && !errors.Is(err, stream.ErrAuth):
-		msg = "input is truncated"
-	case errors.Is(err, stream.ErrTruncated):
-		msg = "input is truncated or was modified"
-	case errors.Is(err, stream.ErrAuth):
-		msg = "input failed authentication: it was modified, or was not written with these keys"
-	case errors.Is(err, stream.ErrNotSeekable):
-		msg = "--range needs an uncompressed stream: this one is compressed, so its chunks cannot be located"
-	case errors.Is(err, encpipe.ErrPartitionNotAllowed):
-		msg = "stream belongs to another partition"
-	case errors.Is(err, envelope.ErrNotFound), errors.Is(err, envelope.ErrKeyNotFound):
+	case envelope.ErrNotFound:
 		msg = "key not found in the metastore (deleted, shredded, or another metastore)"
+	case encpipe.ErrPartitionNotAllowed:
+		msg = "stream belongs to another partition"
+	case stream.ErrUnsupported:
+		switch {
+		case errors.As(err, &he) && he.Field == "magic":
+			msg = "input is not an enc-pipe stream"
+		case errors.As(err, &he):
+			msg = "input is an enc-pipe stream this build cannot read: " + he.Reason
+		}
+	case stream.ErrTruncated:
+		msg = "input is truncated"
+	case stream.ErrAuth:
+		switch {
+		case errors.As(err, &he):
+			msg = "input is not a valid enc-pipe stream: " + he.Reason
+		case errors.As(err, &ce):
+			msg = fmt.Sprintf("input failed authentication at chunk %d: %s", ce.Index, ce.Reason)
+		default:
+			msg = "input failed authentication: it was modified, or was not written with these keys"
+		}
 	}
 	return &cliError{code: code, msg: msg, err: err, terse: msg != what}
 }

@@ -76,7 +76,7 @@ func maxArgs(n int) cobra.PositionalArgs {
 }
 
 // streamOptions validates the encrypt flags and turns them into options.
-func (f *encryptFlags) streamOptions() ([]stream.Option, error) {
+func (f *encryptFlags) streamOptions() ([]stream.WriterOption, error) {
 	size, err := parseSize(f.chunkSize)
 	if err != nil {
 		return nil, usageErrorf("--chunk-size %q: %v", f.chunkSize, err)
@@ -102,9 +102,9 @@ func (f *encryptFlags) streamOptions() ([]stream.Option, error) {
 		}
 		meta[k] = v
 	}
-	opts := []stream.Option{
+	opts := []stream.WriterOption{
 		stream.WithChunkSize(int(size)),
-		stream.WithConcurrency(f.workers),
+		stream.WithWriterConcurrency(f.workers),
 		stream.WithCompression(codec),
 	}
 	if f.contentType != "" {
@@ -185,7 +185,7 @@ func (a *app) runEncrypt(cmd *cobra.Command, args []string, f *encryptFlags) err
 	return finish(out, err)
 }
 
-func (a *app) encryptStream(ctx context.Context, out io.Writer, src io.Reader, sess *envelope.Session, opts []stream.Option) error {
+func (a *app) encryptStream(ctx context.Context, out io.Writer, src io.Reader, sess *envelope.Session, opts []stream.WriterOption) error {
 	w, err := encpipe.NewWriter(ctx, writeTagger{out}, sess, opts...)
 	if err != nil {
 		return classifyStreamErr(err, "cannot start encryption")
@@ -289,7 +289,7 @@ func (a *app) runDecrypt(cmd *cobra.Command, args []string, f *decryptFlags) err
 	}
 	// Without an explicit partition every partition is accepted: the
 	// header names the one to use.
-	ropts := []encpipe.ReadOption{encpipe.WithStreamOptions(stream.WithConcurrency(f.workers))}
+	ropts := []encpipe.ReadOption{encpipe.WithStreamOptions(stream.WithReaderConcurrency(f.workers))}
 	if a.partitionExplicit(cmd) {
 		if a.g.partition == "" {
 			return usageErrorf("--partition: empty partition id")
@@ -338,6 +338,9 @@ func (a *app) decryptStream(ctx context.Context, out io.Writer, src io.Reader, b
 
 func (a *app) decryptRange(ctx context.Context, out io.Writer, in *input, be *backend, off, n int64, ropts []encpipe.ReadOption) error {
 	ra := readerAtTagger{in.ra}
+	if h, err := stream.ReadHeader(io.NewSectionReader(ra, 0, in.ra.Size())); err == nil && h.Compression() != stream.CodecNone {
+		return usageErrorf("--range needs an uncompressed stream: this one is compressed, so its chunks cannot be located")
+	}
 	r, err := encpipe.NewReaderAt(ctx, ra, in.ra.Size(), be.factory, ropts...)
 	if err != nil {
 		return classifyStreamErr(err, "cannot decrypt")

@@ -168,7 +168,7 @@ func BenchmarkSealOneChunk(b *testing.B) {
 	chunk := pseudoRandom(64 << 10)
 	b.SetBytes(int64(len(chunk)))
 	for b.Loop() {
-		w, err := encpipe.NewWriter(ctx, io.Discard, sess, stream.WithConcurrency(1))
+		w, err := encpipe.NewWriter(ctx, io.Discard, sess, stream.WithWriterConcurrency(1))
 		if err != nil {
 			b.Fatal(err)
 		}

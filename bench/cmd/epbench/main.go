@@ -100,7 +100,7 @@ func run() error {
 		}
 		w, err := stream.NewWriter(dst, key,
 			stream.HeaderParams{KeyRecord: []byte(`{"bench":true}`), Partition: "bench"},
-			stream.WithConcurrency(*workers), stream.WithChunkSize(*chunk), stream.WithCompression(codec))
+			stream.WithWriterConcurrency(*workers), stream.WithChunkSize(*chunk), stream.WithCompression(codec))
 		if err != nil {
 			return err
 		}
@@ -115,7 +115,7 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		r, err := stream.NewReader(src, hdr, key, stream.WithConcurrency(*workers))
+		r, err := stream.NewReader(src, hdr, key, stream.WithReaderConcurrency(*workers))
 		if err != nil {
 			return err
 		}
