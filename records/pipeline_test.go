@@ -292,8 +292,10 @@ func TestPipelineStopsOnSinkErrorWithoutAcknowledging(t *testing.T) {
 	if err := p.Run(context.Background()); !errors.Is(err, boom) {
 		t.Fatalf("Run = %v, want %v", err, boom)
 	}
-	if got := src.ackedCount(); got > len(sink.all()) || got > 100 {
-		t.Fatalf("%d acknowledged with %d written", got, len(sink.all()))
+	// The sink refuses every write once it holds 100 records: nothing
+	// past what it holds may be acknowledged.
+	if got, held := src.ackedCount(), len(sink.all()); got > held || held >= src.n {
+		t.Fatalf("%d acknowledged with %d written", got, held)
 	}
 }
 
