@@ -51,18 +51,6 @@ type dataKey struct {
 	created     time.Time
 }
 
-func (d *dataKey) acquire() bool {
-	for {
-		n := d.refs.Load()
-		if n <= 0 {
-			return false
-		}
-		if d.refs.CompareAndSwap(n, n+1) {
-			return true
-		}
-	}
-}
-
 func (d *dataKey) release() {
 	if d.refs.Add(-1) == 0 {
 		d.slot.Release()

@@ -345,12 +345,10 @@ func TestWarmRecordsMakeNoMetastoreCall(t *testing.T) {
 	for _, format := range []records.Format{records.FormatDRR, records.FormatBinary} {
 		enc := encrypter(t, records.EncryptConfig{Factory: f, Partition: records.KeyPartition(), Format: format})
 		dec := decrypter(t, records.DecryptConfig{Factory: f})
-		var sealed []*records.Record
 		for round := range 2 {
 			before := store.calls.Load()
 			for i := range 300 {
 				r := encryptOne(t, enc, &records.Record{Key: fmt.Appendf(nil, "tenant-%d", i%30), Value: []byte("v")})
-				sealed = append(sealed, r)
 				if err := dec.Transform(ctx, clone(r)); err != nil {
 					t.Fatal(err)
 				}
