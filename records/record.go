@@ -44,8 +44,12 @@ type Position struct {
 	Offset    int64  // Kafka offset, or the line number (from 1) of a stream
 }
 
-// String is "line N" for a stream and "topic/partition@offset" for Kafka.
+// String is "line N" for a stream, "topic/partition@offset" for Kafka
+// and "record" for the zero Position.
 func (p Position) String() string {
+	if p == (Position{}) {
+		return "record"
+	}
 	if p.Topic == "" {
 		return "line " + strconv.FormatInt(p.Offset, 10)
 	}
