@@ -275,51 +275,70 @@ func (r *run) safeTransform(rec *Record) (err error) {
 	return err
 }
 
-// write takes jobs in the order they were read, batches the finished ones,
-// writes them and hands them to the acknowledger.
+// write takes jobs in the order they were read and batches the finished
+// ones. A separate goroutine writes one batch at a time; a batch is handed
+// over as soon as that goroutine is idle, or when it is full, so batches
+// grow while a write is in flight and stay small when records trickle in.
 func (r *run) write() {
 	maxBatch := r.p.MaxBatch
 	if maxBatch <= 0 {
 		maxBatch = DefaultMaxBatch
 	}
-	var batch, dead []*job
-	flush := func() bool {
-		if len(batch) == 0 {
-			return true
+	sinkCh := make(chan []*job)
+	sinkDone := make(chan struct{})
+	go func() {
+		defer close(sinkDone)
+		for batch := range sinkCh {
+			r.flush(batch)
 		}
-		ok := r.flush(batch, dead)
-		batch, dead = nil, nil
-		return ok
+	}()
+	var batch []*job
+	// finish hands over the last batch and waits for the sink.
+	finish := func() {
+		if len(batch) > 0 {
+			sinkCh <- batch
+			batch = nil
+		}
+		close(sinkCh)
+		<-sinkDone
 	}
 	for {
+		if r.halted.Load() {
+			finish()
+			r.discard()
+			return
+		}
 		var j *job
 		var more bool
-		select {
-		case j, more = <-r.order:
-		default:
-			if !flush() {
-				r.discard()
-				return
-			}
+		if len(batch) == 0 {
 			j, more = <-r.order
+		} else {
+			select {
+			case j, more = <-r.order:
+			case sinkCh <- batch:
+				batch = nil
+				continue
+			}
 		}
 		if !more {
-			break
+			finish()
+			return
 		}
-		select {
-		case <-j.done:
-		default:
-			if !flush() {
-				r.gate.release(1, j.size)
-				r.discard()
-				return
+		if len(batch) > 0 {
+			select {
+			case <-j.done:
+			case sinkCh <- batch:
+				batch = nil
+				<-j.done
 			}
+		} else {
 			<-j.done
 		}
 		if j.err != nil && !r.routable(j) {
 			// Everything before j is written and acknowledged;
 			// j and what follows are not.
-			if flush() {
+			finish()
+			if !r.halted.Load() {
 				switch {
 				case j.err != errStopped:
 					r.halt(j.err)
@@ -333,15 +352,11 @@ func (r *run) write() {
 			return
 		}
 		batch = append(batch, j)
-		if j.err != nil {
-			dead = append(dead, j)
-		}
-		if len(batch) >= maxBatch && !flush() {
-			r.discard()
-			return
+		if len(batch) >= maxBatch {
+			sinkCh <- batch
+			batch = nil
 		}
 	}
-	flush()
 }
 
 // routable reports whether j's error sends it to the dead-letter sink, and
@@ -359,46 +374,44 @@ func (r *run) routable(j *job) bool {
 }
 
 // flush writes batch (dead ones to the dead-letter sink) and queues it for
-// acknowledgement. It reports false after a failure, which it records.
-func (r *run) flush(batch, dead []*job) bool {
+// acknowledgement. After a failure, which it records, it only releases.
+func (r *run) flush(batch []*job) {
 	if r.halted.Load() || r.workCtx.Err() != nil {
 		r.releaseAll(batch)
 		if r.workCtx.Err() != nil {
 			r.halt(context.Cause(r.workCtx))
 		}
-		return false
+		return
 	}
-	recs := make([]*Record, 0, len(batch)-len(dead))
+	recs := make([]*Record, 0, len(batch))
+	var dead []*Record
 	var bytes int64
 	for _, j := range batch {
 		if j.err == nil {
 			recs = append(recs, j.rec)
 			bytes += j.rec.size()
+		} else {
+			dead = append(dead, deadLetter(j))
 		}
 	}
 	if len(recs) > 0 {
 		if err := r.p.Sink.Write(r.workCtx, recs); err != nil {
 			r.releaseAll(batch)
 			r.halt(fmt.Errorf("records: write: %w", err))
-			return false
+			return
 		}
 		r.p.stats.written.Add(int64(len(recs)))
 		r.p.stats.bytesWritten.Add(bytes)
 	}
 	if len(dead) > 0 {
-		letters := make([]*Record, len(dead))
-		for i, j := range dead {
-			letters[i] = deadLetter(j)
-		}
-		if err := r.p.DeadLetter.Write(r.workCtx, letters); err != nil {
+		if err := r.p.DeadLetter.Write(r.workCtx, dead); err != nil {
 			r.releaseAll(batch)
 			r.halt(fmt.Errorf("records: write to the dead-letter sink: %w", err))
-			return false
+			return
 		}
 		r.p.stats.dead.Add(int64(len(dead)))
 	}
 	r.acks <- batch
-	return true
 }
 
 func deadLetter(j *job) *Record {

@@ -38,6 +38,7 @@ type kafkaFlags struct {
 	partitioner    string
 	start          string
 	idleExit       time.Duration
+	maxRecords     int64
 	drainTimeout   time.Duration
 	maxMessage     int64
 	stats          bool
@@ -130,6 +131,7 @@ func (a *app) newKafkaSubcommand(encrypt bool) *cobra.Command {
 	fl.StringVar(&f.partitioner, "partitioner", "same", "destination partition: same (as the source's) or key (murmur2 of the key)")
 	fl.StringVar(&f.start, "start", "first", "where a group without committed offsets starts: first or last")
 	fl.DurationVar(&f.idleExit, "idle-exit", 0, "exit 0 once no record has arrived for this long (default: run until stopped)")
+	fl.Int64Var(&f.maxRecords, "max-records", 0, "exit 0 after this many records (default: no limit)")
 	fl.DurationVar(&f.drainTimeout, "drain-timeout", 4*time.Second, "after SIGINT or SIGTERM, how long to finish, write and commit the records already read")
 	fl.Int64Var(&f.maxMessage, "max-message-bytes", 1<<20, "largest message produced; larger records are refused (dead-lettered)")
 	fl.BoolVar(&f.stats, "stats", false, "print the counts on standard error when done")
@@ -157,8 +159,8 @@ func (a *app) runKafka(cmd *cobra.Command, f *kafkaFlags, encrypt bool) error {
 		return usageErrorf("--brokers is required")
 	case f.from == "" || f.to == "" || f.group == "":
 		return usageErrorf("--from, --to and --group are required")
-	case f.workers < 0:
-		return usageErrorf("--workers must not be negative")
+	case f.workers < 0 || f.maxRecords < 0:
+		return usageErrorf("--workers and --max-records must not be negative")
 	}
 	ps, err := a.kafkaPartitionSource(cmd, f, encrypt)
 	if err != nil {
@@ -179,7 +181,7 @@ func (a *app) runKafka(cmd *cobra.Command, f *kafkaFlags, encrypt bool) error {
 	cfg := kafkarec.Config{
 		Brokers: f.brokers, From: f.from, To: f.to, Group: f.group, DeadLetterTopic: f.dlq,
 		Workers: f.workers, Partitioner: kafkarec.Partitioner(f.partitioner), StartOffset: start,
-		IdleTimeout: f.idleExit, DrainTimeout: f.drainTimeout, MaxMessageBytes: f.maxMessage,
+		IdleTimeout: f.idleExit, MaxRecords: f.maxRecords, DrainTimeout: f.drainTimeout, MaxMessageBytes: f.maxMessage,
 		Dialer: dialer, Transport: transport,
 	}
 	if f.sessionTimeout > 0 {

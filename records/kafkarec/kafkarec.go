@@ -49,7 +49,11 @@ type Source struct {
 	// which includes joining the group). Use it to drain a topic and
 	// stop.
 	IdleTimeout time.Duration
+	// Limit, when positive, makes Next return io.EOF after that many
+	// records.
+	Limit int64
 
+	n     int64
 	lagMu sync.Mutex
 	lag   map[int]int64
 	total atomic.Int64
@@ -65,6 +69,9 @@ func NewSource(r *kafka.Reader) *Source { return &Source{R: r, lag: map[int]int6
 
 // Next fetches the next message.
 func (s *Source) Next(ctx context.Context) (*records.Record, error) {
+	if s.Limit > 0 && s.n >= s.Limit {
+		return nil, io.EOF
+	}
 	fetchCtx := ctx
 	if s.IdleTimeout > 0 {
 		var cancel context.CancelFunc
@@ -79,6 +86,7 @@ func (s *Source) Next(ctx context.Context) (*records.Record, error) {
 		return nil, err
 	}
 	s.noteLag(m)
+	s.n++
 	return fromMessage(m), nil
 }
 
@@ -223,8 +231,9 @@ type Config struct {
 	// StartOffset is where a group with no committed offset starts:
 	// kafka.FirstOffset (default) or kafka.LastOffset.
 	StartOffset int64
-	// IdleTimeout: see Source.IdleTimeout.
+	// IdleTimeout and MaxRecords: see Source.IdleTimeout and Source.Limit.
 	IdleTimeout time.Duration
+	MaxRecords  int64
 	// Dialer connects the consumer (TLS, SASL, timeouts); Transport the
 	// producers. Nil means kafka-go's defaults (plain TCP).
 	Dialer    *kafka.Dialer
@@ -326,6 +335,7 @@ func Run(ctx context.Context, cfg Config) (records.Stats, error) {
 	defer w.Close()
 	src := NewSource(reader)
 	src.IdleTimeout = cfg.IdleTimeout
+	src.Limit = cfg.MaxRecords
 	p := &records.Pipeline{
 		Source:       src,
 		Transform:    cfg.Transform,
