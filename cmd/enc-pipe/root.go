@@ -93,6 +93,7 @@ func (a *app) newRootCommand() *cobra.Command {
 		a.newEncryptCommand(),
 		a.newDecryptCommand(),
 		a.newRecordsCommand(),
+		a.newKafkaCommand(),
 		a.newInspectCommand(),
 		a.newKeysCommand(),
 		a.newInitCommand(),
