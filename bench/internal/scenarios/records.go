@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -15,14 +16,24 @@ import (
 	"github.com/enc-pipe/enc-pipe/bench/internal/results"
 )
 
-// recordSeries labels recbench's cells.
-var recordSeries = map[string]string{
-	"gcm-reuse/none":   "AES-256-GCM Seal, reused buffer",
-	"gcm-alloc/none":   "AES-256-GCM Seal, new buffer",
-	"encrypt/mprotect": "Encrypt (mprotect)",
-	"decrypt/mprotect": "Decrypt (mprotect)",
-	"encrypt/pkey":     "Encrypt (pkey)",
-	"decrypt/pkey":     "Decrypt (pkey)",
+// recordSeries labels recbench's cells, in table order.
+var recordSeries = []struct{ key, label string }{
+	{"gcm-reuse/none", "AES-256-GCM Seal, reused buffer"},
+	{"gcm-alloc/none", "AES-256-GCM Seal, new buffer"},
+	{"encrypt/mprotect", "Encrypt (mprotect)"},
+	{"decrypt/mprotect", "Decrypt (mprotect)"},
+	{"encrypt/pkey", "Encrypt (pkey)"},
+	{"decrypt/pkey", "Decrypt (pkey)"},
+}
+
+// seriesRank orders a cell's series as recordSeries does (unknown last).
+func seriesRank(op, mode string) int {
+	for i, s := range recordSeries {
+		if s.key == op+"/"+mode {
+			return i
+		}
+	}
+	return len(recordSeries)
 }
 
 // Records times envelope Encrypt and Decrypt of one record over a sweep of
@@ -130,6 +141,13 @@ func ParseRecbench(out []byte, round int) ([]results.Measurement, error) {
 			}
 		}
 	}
+	// One order whatever the round's rotation: by size, then series.
+	slices.SortStableFunc(ms, func(a, b results.Measurement) int {
+		if a.Bytes != b.Bytes {
+			return cmp.Compare(a.Bytes, b.Bytes)
+		}
+		return cmp.Compare(seriesRank(a.Params["op"], a.Params["mode"]), seriesRank(b.Params["op"], b.Params["mode"]))
+	})
 	return ms, nil
 }
 
@@ -138,9 +156,9 @@ func recordMeasurement(op, mode, sizeStr string, size int64, samples []results.S
 	if mode == "none" {
 		name = "rec-" + op + "-" + sizeStr
 	}
-	series := recordSeries[op+"/"+mode]
-	if series == "" {
-		series = op + " (" + mode + ")"
+	series := op + " (" + mode + ")"
+	if r := seriesRank(op, mode); r < len(recordSeries) {
+		series = recordSeries[r].label
 	}
 	return results.Measurement{
 		Name: name, Label: series + ", " + sizeStr,

@@ -122,8 +122,8 @@ func All() []Def {
 	return []Def{
 		FilesToNull(),
 		FilesToFile(),
-		CLI(),
 		ChunkSizes(),
+		CLI(),
 		Records(),
 		Memory(),
 		JSONLines(),
