@@ -136,10 +136,12 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// A new run replaces the raw files of the last one.
+	os.RemoveAll(filepath.Join(outDir, "hyperfine"))
+	os.Remove(filepath.Join(outDir, "records.txt"))
 	if err := os.MkdirAll(filepath.Join(outDir, "hyperfine"), 0o755); err != nil {
 		return err
 	}
-	os.Remove(filepath.Join(outDir, "records.txt"))
 	nproc := cpuCount()
 	e := &scenarios.Env{
 		Dir: o.dir, Bin: filepath.Join(o.dir, "bin"), Repo: filepath.Dir(benchDir), Out: outDir,
