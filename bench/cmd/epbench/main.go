@@ -6,7 +6,7 @@
 // that it measures the library, not the CLI's atomic file sink. Benchmark
 // use only.
 //
-//	epbench -mode enc -key K -in SRC -out DST [-workers N] [-chunk BYTES] [-compress none|zstd|s2]
+//	epbench -mode enc -key K -in SRC -out DST [-workers N] [-chunk BYTES] [-compress none|zstd|s2] [-outbuf none|bufio|writebehind]
 //	epbench -mode dec -key K -in SRC -out DST [-workers N]
 //	epbench -mode gcm -size BYTES [-workers N] [-chunk BYTES]
 //
@@ -48,6 +48,7 @@ func run() error {
 	compress := flag.String("compress", "none", "none, zstd or s2")
 	size := flag.Int64("size", 1<<30, "mode gcm: bytes to seal")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file")
+	outbuf := flag.String("outbuf", "none", "output buffering: none, bufio (1 MiB, as the CLI's file sink) or writebehind (1 MiB buffers written by another goroutine)")
 	flag.Parse()
 
 	if *cpuprofile != "" {
@@ -78,8 +79,13 @@ func run() error {
 		return err
 	}
 	defer src.Close()
-	dst, err := openOut(*out)
+	f, err := openOut(*out)
 	if err != nil {
+		return err
+	}
+	dst, err := newOutWriter(f, *outbuf)
+	if err != nil {
+		f.Close()
 		return err
 	}
 	switch *mode {

@@ -135,7 +135,9 @@ func FilesToFile() Def {
 		ID:    "files-file",
 		Group: "Files",
 		Title: "tmpfs file → new tmpfs file: enc-pipe stream vs age, Tink and a `cat` copy",
-		About: "Every run writes a new file (the previous output is removed before the run, untimed). epbench writes with a plain os.File (no temporary file, no fsync); GNU cat copies in the kernel (copy_file_range).",
+		About: "Every run writes a new file (the previous output is removed before the run, untimed). epbench writes with a plain os.File (no temporary file, no fsync): " +
+			"each sealed chunk is one write(2) by the goroutine that sealed it; `-outbuf bufio` copies chunks into a 1 MiB buffer as the CLI's file sink does, " +
+			"`-outbuf writebehind` hands full 1 MiB buffers to a goroutine that only writes. GNU cat copies in the kernel (copy_file_range).",
 		Commands: func(e *Env) []Command {
 			n := e.NProc
 			b := float64(e.Size)
@@ -148,6 +150,13 @@ func FilesToFile() Def {
 				cmds = append(cmds, Command{Name: wName("ep-enc-file", w), Label: "enc-pipe encrypt → file, " + workers(w, n),
 					Argv: e.epArgs("enc", "-in", e.Input, "-out", out, "-workers", itoa(w)), Prepare: rm, Bytes: b})
 			}
+			// The CLI's file sink buffers 1 MiB and writes on the sealing
+			// goroutine (bufio); writebehind hands full buffers to a
+			// goroutine that only writes.
+			for _, ob := range []string{"bufio", "writebehind"} {
+				cmds = append(cmds, Command{Name: "ep-enc-file-" + ob + "-w1", Label: "enc-pipe encrypt → file, 1 worker, -outbuf " + ob,
+					Argv: e.epArgs("enc", "-in", e.Input, "-out", out, "-workers", "1", "-outbuf", ob), Prepare: rm, Bytes: b})
+			}
 			return append(cmds,
 				Command{Name: "age-enc-file", Label: "age encrypt → file", Argv: e.ageArgs("enc", "-in", e.Input, "-out", out), Prepare: rm, Bytes: b},
 				Command{Name: "tink-enc-file", Label: "Tink encrypt → file", Argv: e.tinkArgs("enc", "-in", e.Input, "-out", out), Prepare: rm, Bytes: b},
@@ -159,6 +168,9 @@ func FilesToFile() Def {
 				{Num: "ep-enc-file-w1", Den: []string{"age-enc-file"}},
 				{Num: "ep-enc-file-w1", Den: []string{"tink-enc-file"}},
 				{Num: "ep-enc-file-w1", Den: []string{"ep-enc-w1"}, Time: true, Goal: le(1.3), Label: "file → file within 1.3× the time of → /dev/null"},
+				{Num: "ep-enc-file-bufio-w1", Den: []string{"ep-enc-w1"}, Time: true, Goal: le(1.3), Label: "the same with the CLI sink's 1 MiB buffer"},
+				{Num: "ep-enc-file-writebehind-w1", Den: []string{"ep-enc-w1"}, Time: true, Goal: le(1.3), Label: "the same with write-behind"},
+				{Num: "ep-enc-file-writebehind-w1", Den: []string{"ep-enc-file-bufio-w1"}, Time: true, Label: "write-behind vs bufio"},
 			}
 			if n := e.NProc; n > 1 {
 				q = append(q,
