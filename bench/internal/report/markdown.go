@@ -77,9 +77,23 @@ func Markdown(run *results.Run, figDir string, figures []string) (string, error)
 		return "", err
 	}
 
+	// Scenarios by group, groups in order of first appearance.
+	var groups []string
+	for _, s := range run.Scenarios {
+		if !slices.Contains(groups, s.Group) {
+			groups = append(groups, s.Group)
+		}
+	}
+	var ordered []*results.Scenario
+	for _, g := range groups {
+		for i := range run.Scenarios {
+			if run.Scenarios[i].Group == g {
+				ordered = append(ordered, &run.Scenarios[i])
+			}
+		}
+	}
 	var group string
-	for i := range run.Scenarios {
-		s := &run.Scenarios[i]
+	for _, s := range ordered {
 		if s.Group != group {
 			group = s.Group
 			w("### %s\n\n", group)
@@ -87,7 +101,7 @@ func Markdown(run *results.Run, figDir string, figures []string) (string, error)
 		w("#### %s\n\n", s.Title)
 		switch {
 		case s.Todo != "":
-			w("**%s.** %s\n\n", capitalize(NotMeasured), s.Todo)
+			w("**%s:** %s\n\n", capitalize(NotMeasured), s.Todo)
 			continue
 		case s.Skipped != "":
 			w("**Not measured on this machine:** %s\n\n", s.Skipped)

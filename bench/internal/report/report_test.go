@@ -177,7 +177,7 @@ func TestMarkdownListsUnmeasuredScenariosWithoutNumbers(t *testing.T) {
 	}
 	section := md[i:]
 	section = section[:strings.Index(section[1:], "####")+1]
-	if !strings.Contains(section, "Not measured yet.** the Kafka sink is on another branch") {
+	if !strings.Contains(section, "Not measured yet:** the Kafka sink is on another branch") {
 		t.Errorf("TODO section does not say it is not measured and why:\n%s", section)
 	}
 	if strings.Contains(section, "|") {
@@ -197,6 +197,22 @@ func TestMarkdownListsUnmeasuredScenariosWithoutNumbers(t *testing.T) {
 	}
 	if strings.Contains(md, "](perf/") {
 		t.Errorf("figures embedded although none was drawn:\n%s", md)
+	}
+}
+
+func TestMarkdownPutsEachGroupUnderOneHeading(t *testing.T) {
+	run := synthetic()
+	// A second Files scenario listed after the records one.
+	run.Scenarios = append(run.Scenarios, results.Scenario{ID: "later", Group: "Files", Title: "Later files", Todo: "later"})
+	md, err := Markdown(run, "perf", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(md, "### Files\n"); n != 1 {
+		t.Fatalf("%d Files headings, want 1:\n%s", n, md)
+	}
+	if strings.Index(md, "#### Later files") > strings.Index(md, "### Records\n") {
+		t.Errorf("the later Files scenario is not under the Files heading:\n%s", md)
 	}
 }
 
