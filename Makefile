@@ -23,7 +23,7 @@ CORE_PKGS := ./securebuf/... ./stream/... ./envelope ./envelope/internal/... \
 	./envelope/metastore/memstore ./envelope/metastore/sqlstore ./envelope/kms/statickms
 FORBIDDEN := github.com/aws/|github.com/segmentio/kafka-go|github.com/stretchr/testify|github.com/twmb/
 
-.PHONY: test unit race integration lint fuzz bench deps-check demo services-start services-stop
+.PHONY: test unit race integration lint fuzz bench bench-report deps-check demo services-start services-stop
 
 test: deps-check
 	@bash .ci/services.sh start
@@ -64,6 +64,17 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(COUNT) ./...
+
+# bench-report: the comparison suite of bench/ (enc-pipe vs cat, AES-GCM, age,
+# Tink; records; memory), interleaved rounds, into the generated section of
+# docs/PERFORMANCE.md and docs/perf/*.svg. ROUNDS (default 7) and SIZE
+# (default 1G) set the run time; QUICK=1 is a smoke check (2 rounds, 64M)
+# that writes to bench/results/tmp/ instead of docs/. Needs hyperfine.
+bench-report:
+	@command -v hyperfine >/dev/null || { echo "bench-report: hyperfine is not installed (apt-get install -y hyperfine)"; exit 1; }
+	cd bench && ROUNDS='$(ROUNDS)' SIZE='$(SIZE)' QUICK='$(QUICK)' $(GO) run ./cmd/benchrun -out results/tmp && \
+	  $(GO) run ./cmd/benchreport -in results/tmp/results.json \
+	    $(if $(QUICK),-doc results/tmp/PERFORMANCE.md -figs results/tmp/perf,-doc ../docs/PERFORMANCE.md -figs ../docs/perf)
 
 demo:
 	@mkdir -p bin && $(GO) build -o bin/enc-pipe ./cmd/enc-pipe

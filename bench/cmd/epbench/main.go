@@ -1,9 +1,12 @@
-// Command epbench encrypts or decrypts a file with package stream, for the
-// macro benchmarks in bench/run.sh. It uses the library directly (no KMS,
-// no metastore): the 32-byte data key is read from -key, a file of raw key
-// bytes that run.sh creates on tmpfs and deletes. Benchmark use only.
+// Command epbench encrypts or decrypts a file with package stream (through
+// bench/internal/eplib), for the macro benchmarks of cmd/benchrun. It uses
+// the library directly (no KMS, no metastore): the 32-byte data key is read
+// from -key, a file of raw key bytes that benchrun creates on tmpfs and
+// deletes. A file -out is a plain os.Create (no temporary, no fsync), so
+// that it measures the library, not the CLI's atomic file sink. Benchmark
+// use only.
 //
-//	epbench -mode enc -key K -in SRC -out DST [-workers N] [-chunk BYTES] [-compress none|zstd|s2]
+//	epbench -mode enc -key K -in SRC -out DST [-workers N] [-chunk BYTES] [-compress none|zstd|s2] [-outbuf none|bufio|writebehind]
 //	epbench -mode dec -key K -in SRC -out DST [-workers N]
 //	epbench -mode gcm -size BYTES [-workers N] [-chunk BYTES]
 //
@@ -20,14 +23,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"runtime"
 	"runtime/pprof"
 	"sync"
 
-	"github.com/enc-pipe/enc-pipe/securebuf"
-	"github.com/enc-pipe/enc-pipe/stream"
+	"github.com/enc-pipe/enc-pipe/bench/internal/eplib"
 )
 
 func main() {
@@ -43,10 +44,11 @@ func run() error {
 	in := flag.String("in", "-", "input file")
 	out := flag.String("out", "-", "output file")
 	workers := flag.Int("workers", 0, "worker goroutines (0 = GOMAXPROCS)")
-	chunk := flag.Int("chunk", stream.DefaultChunkSize, "plaintext chunk size")
+	chunk := flag.Int("chunk", eplib.DefaultChunkSize, "plaintext chunk size")
 	compress := flag.String("compress", "none", "none, zstd or s2")
 	size := flag.Int64("size", 1<<30, "mode gcm: bytes to seal")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file")
+	outbuf := flag.String("outbuf", "none", "output buffering: none, bufio (1 MiB, as the CLI's file sink) or writebehind (1 MiB buffers written by another goroutine)")
 	flag.Parse()
 
 	if *cpuprofile != "" {
@@ -68,63 +70,35 @@ func run() error {
 		return gcm(*size, *chunk, n)
 	}
 
-	raw, err := os.ReadFile(*keyPath)
+	key, err := os.ReadFile(*keyPath)
 	if err != nil {
 		return err
 	}
-	sf, err := securebuf.NewFactory()
-	if err != nil {
-		return err
-	}
-	key, err := sf.New(raw) // wipes raw
-	if err != nil {
-		return err
-	}
-	defer key.Close()
-
 	src, err := openIn(*in)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	dst, err := openOut(*out)
+	f, err := openOut(*out)
 	if err != nil {
 		return err
 	}
-
+	dst, err := newOutWriter(f, *outbuf)
+	if err != nil {
+		f.Close()
+		return err
+	}
 	switch *mode {
 	case "enc":
-		codec, err := stream.ParseCodec(*compress)
-		if err != nil {
-			return err
-		}
-		w, err := stream.NewWriter(dst, key,
-			stream.HeaderParams{KeyRecord: []byte(`{"bench":true}`), Partition: "bench"},
-			stream.WithWriterConcurrency(*workers), stream.WithChunkSize(*chunk), stream.WithCompression(codec))
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(w, src); err != nil {
-			return err
-		}
-		if err := w.Close(); err != nil {
-			return err
-		}
+		err = eplib.Encrypt(dst, src, key, eplib.StreamConfig{Workers: *workers, ChunkSize: *chunk, Compress: *compress})
 	case "dec":
-		hdr, err := stream.ReadHeader(src)
-		if err != nil {
-			return err
-		}
-		r, err := stream.NewReader(src, hdr, key, stream.WithReaderConcurrency(*workers))
-		if err != nil {
-			return err
-		}
-		defer r.Close()
-		if _, err := io.Copy(dst, r); err != nil {
-			return err
-		}
+		err = eplib.Decrypt(dst, src, key, *workers)
 	default:
-		return errors.New("-mode must be enc or dec")
+		err = errors.New("-mode must be enc, dec or gcm")
+	}
+	if err != nil {
+		dst.Close()
+		return err
 	}
 	return dst.Close()
 }
