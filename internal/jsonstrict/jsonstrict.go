@@ -25,6 +25,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"unicode"
 	"unicode/utf16"
@@ -42,9 +43,9 @@ var (
 )
 
 // Error is the error of Check and CheckFold for a member name: Err is
-// ErrDuplicateName or ErrInvalidName, Name the name as decoded (invalid
-// bytes left as they are), Offset the byte offset of the name's opening
-// quote in the text.
+// ErrDuplicateName or ErrInvalidName, Name the name (decoded for a
+// duplicate, as spelled in the text for an invalid one), Offset the byte
+// offset of the name's opening quote in the text.
 type Error struct {
 	Err    error
 	Name   string
@@ -60,7 +61,7 @@ func (e *Error) Error() string {
 		name = name[:maxNameInError] + "..."
 	}
 	// %q escapes control and format characters: the name is untrusted.
-	return fmt.Sprintf("%v %q at byte %d", e.Err, name, e.Offset)
+	return fmt.Sprintf("%s %q at byte %d", strings.TrimPrefix(e.Err.Error(), "jsonstrict: "), name, e.Offset)
 }
 
 func (e *Error) Unwrap() error { return e.Err }
@@ -252,7 +253,7 @@ func (w *walker) name(data []byte, start, end int) error {
 	if bytes.IndexByte(raw, '\\') >= 0 {
 		var ok bool
 		if name, ok = w.unescape(raw); !ok {
-			return &Error{Err: ErrInvalidName, Name: string(name), Offset: start}
+			return &Error{Err: ErrInvalidName, Name: string(raw), Offset: start}
 		}
 	} else if !utf8.Valid(raw) {
 		return &Error{Err: ErrInvalidName, Name: string(raw), Offset: start}
@@ -278,13 +279,12 @@ func (w *walker) keep(b []byte) []byte {
 // false when it is not valid UTF-8 or holds an unpaired surrogate escape.
 func (w *walker) unescape(raw []byte) ([]byte, bool) {
 	out := w.arena
-	n := len(out)
 	for i := 0; i < len(raw); {
 		c := raw[i]
 		if c != '\\' {
 			r, size := utf8.DecodeRune(raw[i:])
 			if r == utf8.RuneError && size == 1 {
-				return append(out, raw[i:]...)[n:], false
+				return nil, false
 			}
 			out = append(out, raw[i:i+size]...)
 			i += size
@@ -296,11 +296,11 @@ func (w *walker) unescape(raw []byte) ([]byte, bool) {
 			i += 6
 			if utf16.IsSurrogate(r) {
 				if i+6 > len(raw) || raw[i] != '\\' || raw[i+1] != 'u' {
-					return out[n:], false
+					return nil, false
 				}
 				r = utf16.DecodeRune(r, hex4(raw[i+2:i+6]))
 				if r == unicode.ReplacementChar {
-					return out[n:], false
+					return nil, false
 				}
 				i += 6
 			}
