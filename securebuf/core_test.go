@@ -546,7 +546,9 @@ func TestAccessAndCloseFailures(t *testing.T) {
 // In AccessPKey mode neither WithBytes nor Close changes a page protection:
 // with every mprotect failing, they still work, and Close still wipes.
 func TestPKeyAccessMakesNoProtectCalls(t *testing.T) {
-	requirePKey(t)
+	if !pkeyOrRefusal(t) {
+		return
+	}
 	f := newTestFactory(t, WithAccessMode(AccessPKey))
 	fm := newFaultMem()
 	f.mem = fm

@@ -126,7 +126,9 @@ func TestT4FaultKillsProcess(t *testing.T) {
 // In AccessPKey mode a read from another thread while a callback is open
 // kills the process like a read at rest.
 func TestPKeyOtherThreadFaultKillsProcess(t *testing.T) {
-	requirePKey(t)
+	if !pkeyOrRefusal(t) {
+		return
+	}
 	testFatalFault(t, "fault-other-thread", AccessPKey)
 }
 
@@ -203,7 +205,7 @@ var heapCopy []byte
 // MADV_DONTDUMP keeps them out.
 func TestT9GcoreExcludesSecrets(t *testing.T) {
 	if raceEnabled {
-		t.Skip("the race detector's shadow memory makes the dump huge; the non-race run covers this")
+		testenv.NotApplicable(t, "the race detector's shadow memory makes the dump huge; the non-race run covers this")
 	}
 	gcore := testenv.Tool(t, "gcore")
 	forEachMode(t, func(t *testing.T, mode AccessMode) { testGcore(t, gcore, mode) })
@@ -283,7 +285,7 @@ func unprivileged(t *testing.T) (*syscall.Credential, string) {
 	}
 	if os.Geteuid() != 0 {
 		if memcall.ReadLimits().CanLockAll {
-			t.Skip("this process holds CAP_IPC_LOCK but is not root: cannot drop it")
+			testenv.Missing(t, "this process holds CAP_IPC_LOCK but is not root: cannot drop it to run a child without it")
 		}
 		return nil, exe
 	}
@@ -584,13 +586,13 @@ func init() {
 // ErrMapLimit, not ErrLockLimit.
 func TestT12MapLimitExhaustion(t *testing.T) {
 	if testing.Short() {
-		t.Skip("maps ~32k secrets (128 MiB locked); skipped with -short")
+		testenv.NotApplicable(t, "-short: maps ~32k secrets (128 MiB locked)")
 	}
 	if raceEnabled {
-		t.Skip("the race detector needs mappings of its own and dies at the map limit; the non-race run covers this")
+		testenv.NotApplicable(t, "the race detector needs mappings of its own and dies at the map limit; the non-race run covers this")
 	}
 	if !memcall.ReadLimits().CanLockAll {
-		t.Skip("needs CAP_IPC_LOCK, otherwise RLIMIT_MEMLOCK is reached first")
+		testenv.Missing(t, "needs CAP_IPC_LOCK (run as root), otherwise RLIMIT_MEMLOCK is reached before the map limit")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -655,13 +657,18 @@ func testPurgeOnSignal(t *testing.T, mode AccessMode) {
 func init() {
 	childModes["no-side-effects"] = func() error {
 		// Package initialisation has run: it must not have touched
-		// RLIMIT_CORE (the parent set 4096:<hard>) or dumpability.
+		// RLIMIT_CORE (the parent set the soft limit to coreSoftEnv) or
+		// dumpability.
+		want, err := strconv.ParseUint(os.Getenv(coreSoftEnv), 10, 64)
+		if err != nil {
+			return err
+		}
 		var lim unix.Rlimit
 		if err := unix.Getrlimit(unix.RLIMIT_CORE, &lim); err != nil {
 			return err
 		}
-		if lim.Cur != 4096 {
-			return childf("RLIMIT_CORE soft = %d after import, want the inherited 4096", lim.Cur)
+		if lim.Cur != want {
+			return childf("RLIMIT_CORE soft = %d after import, want the inherited %d", lim.Cur, want)
 		}
 		if d, err := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0); err != nil || d != 1 {
 			return childf("dumpable = %d (%v) after import, want 1", d, err)
@@ -682,23 +689,31 @@ func init() {
 	}
 }
 
+// coreSoftEnv tells the no-side-effects child the RLIMIT_CORE soft limit
+// its parent gave it.
+const coreSoftEnv = "SECUREBUF_TEST_CORE_SOFT"
+
 // Importing the package changes nothing; DisableCoreDumps does what it
 // says. Both run in a child because DisableCoreDumps cannot be undone.
+// The child gets a soft limit of its own, 4096 or the hard limit if that is
+// lower (where the hard limit is 0, only dumpability shows a change).
 func TestNoImportSideEffectsAndDisableCoreDumps(t *testing.T) {
 	var old unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_CORE, &old); err != nil {
 		t.Fatal(err)
 	}
-	if old.Max != unix.RLIM_INFINITY && old.Max < 4096 {
-		t.Skipf("RLIMIT_CORE hard limit %d is below 4096", old.Max)
+	soft := uint64(4096)
+	if old.Max != unix.RLIM_INFINITY && old.Max < soft {
+		soft = old.Max
+		t.Logf("RLIMIT_CORE hard limit is %d: the child starts with %d:%d", old.Max, soft, old.Max)
 	}
 	// Lowering the soft limit is reversible; the child inherits it.
-	if err := unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{Cur: 4096, Max: old.Max}); err != nil {
+	if err := unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{Cur: soft, Max: old.Max}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := childCommand(t, ctx, "no-side-effects")
+	cmd := childCommand(t, ctx, "no-side-effects", coreSoftEnv+"="+strconv.FormatUint(soft, 10))
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Start()
