@@ -66,9 +66,10 @@ func threadCount(t testing.TB) int {
 	return 0
 }
 
-// T2 for AccessPKey: denied at rest, read-only inside WithBytes, denied
-// again after a normal return, an error and a panic; the page tables never
-// change, and the thread's PKRU is back to its exact value.
+// As TestNoAccessAtRestReadOnlyInsideWithBytes, for AccessPKey: denied at
+// rest, read-only inside WithBytes, denied again after a normal return, an
+// error and a panic; the page tables never change, and the thread's PKRU
+// is back to its exact value.
 func TestPKeyAccessStateMachine(t *testing.T) {
 	if !pkeyOrRefusal(t) {
 		return
@@ -158,9 +159,9 @@ func TestPKeyAccessStateMachine(t *testing.T) {
 	mustEqual(t, s, patternBytes(2, 32))
 }
 
-// T14 for AccessPKey: a nested callback restores the outer one's access
-// when it returns, and one goroutine's callback leaving does not close
-// another goroutine's.
+// As TestNestedAndConcurrentReadersKeepPagesReadable, for AccessPKey: a
+// nested callback restores the outer one's access when it returns, and one
+// goroutine's callback leaving does not close another goroutine's.
 func TestPKeyNestedAndConcurrentReaders(t *testing.T) {
 	if !pkeyOrRefusal(t) {
 		return

@@ -116,10 +116,10 @@ func init() {
 	}
 }
 
-// T4: outside a SetPanicOnFault goroutine, touching a secret at rest kills
+// Outside a SetPanicOnFault goroutine, touching a secret at rest kills
 // the process the way the Go runtime kills on a bad access, and the crash
 // report does not contain the secret.
-func TestT4FaultKillsProcess(t *testing.T) {
+func TestAccessAtRestKillsProcessWithoutLeak(t *testing.T) {
 	forEachMode(t, func(t *testing.T, mode AccessMode) { testFatalFault(t, "fault-at-rest", mode) })
 }
 
@@ -198,12 +198,12 @@ func init() {
 
 var heapCopy []byte
 
-// T9: a core dump taken with gcore holds the plain heap copy and the
+// A core dump taken with gcore holds the plain heap copy and the
 // no-access control page, and never the secret, at rest or while read. In
 // AccessPKey mode the secret's pages are rw-p in the page tables and gdb
 // reads them through ptrace, which ignores protection keys: only
 // MADV_DONTDUMP keeps them out.
-func TestT9GcoreExcludesSecrets(t *testing.T) {
+func TestGcoreDumpHoldsNoSecret(t *testing.T) {
 	if raceEnabled {
 		testenv.NotApplicable(t, "the race detector's shadow memory makes the dump huge; the non-race run covers this")
 	}
@@ -424,8 +424,9 @@ func lockLimitChild() error {
 		}
 	}
 
-	// T20 with the real limit: every path that maps memory, including the
-	// scratch arena growing under its lock, returns the error in time.
+	// TestFailuresUnderLocksDoNotDeadlock at the real limit: every path
+	// that maps memory, including the scratch arena growing under its
+	// lock, returns the error in time.
 	g, err := childFactory()
 	if err != nil {
 		return err
@@ -496,9 +497,11 @@ func countMaps() int {
 	return bytes.Count(data, []byte{'\n'})
 }
 
-// T11 (and T20 at the real limit): exhaustion of RLIMIT_MEMLOCK in a child
-// without CAP_IPC_LOCK whose soft limit is a few pages.
-func TestT11LockLimitExhaustion(t *testing.T) {
+// Exhaustion of RLIMIT_MEMLOCK in a child without CAP_IPC_LOCK whose soft
+// limit is a few pages: every path that maps memory reports ErrLockLimit in
+// time (TestFailuresUnderLocksDoNotDeadlock at the real limit), and the
+// secrets made before still work.
+func TestLockLimitExhaustionIsErrLockLimit(t *testing.T) {
 	cred, bin := unprivileged(t)
 	forEachMode(t, func(t *testing.T, mode AccessMode) { testLockLimit(t, cred, bin, mode) })
 }
@@ -582,9 +585,9 @@ func init() {
 	}
 }
 
-// T12: with CAP_IPC_LOCK the map count is the ceiling; it is reported as
+// With CAP_IPC_LOCK the map count is the ceiling; it is reported as
 // ErrMapLimit, not ErrLockLimit.
-func TestT12MapLimitExhaustion(t *testing.T) {
+func TestMapLimitExhaustionIsErrMapLimit(t *testing.T) {
 	if testing.Short() {
 		testenv.NotApplicable(t, "-short: maps ~32k secrets (128 MiB locked)")
 	}
@@ -628,9 +631,9 @@ func init() {
 	}
 }
 
-// T17: PurgeOnSignal wipes the secrets, then the signal ends the process as
+// PurgeOnSignal wipes the secrets, then the signal ends the process as
 // it would have without the handler.
-func TestT17PurgeOnSignal(t *testing.T) {
+func TestPurgeOnSignalWipesThenDies(t *testing.T) {
 	forEachMode(t, testPurgeOnSignal)
 }
 
