@@ -370,9 +370,6 @@ func maxRecordPlaintext(drr []byte, n int) int {
 
 func (rc *recordCodec) decryptLine(line []byte) ([]byte, error) {
 	if rc.fields == nil {
-		if err := jsonstrict.Check(line); err != nil && !errors.Is(err, jsonstrict.ErrSyntax) {
-			return nil, jsonInputError(err)
-		}
 		pt, err := rc.openJSON(rc.partition, line)
 		if err != nil {
 			return nil, err
@@ -419,8 +416,13 @@ func (rc *recordCodec) decryptLine(line []byte) ([]byte, error) {
 // partition is read from the record's intermediate key id.
 func (rc *recordCodec) openJSON(partition string, data []byte) ([]byte, error) {
 	// A record is decoded into Go structs, whose fields match names
-	// without regard to case: "data" and "Data" would both set Data.
+	// without regard to case: "data" and "Data" would both set Data. A
+	// name that is there twice exactly is bad JSON (a usage error, as for
+	// every input line); twice up to case, the text is not a record.
 	if err := jsonstrict.CheckFold(data); err != nil {
+		if strict := jsonstrict.Check(data); strict != nil && !errors.Is(strict, jsonstrict.ErrSyntax) {
+			return nil, jsonInputError(strict)
+		}
 		var je *jsonstrict.Error
 		if errors.As(err, &je) {
 			return nil, integrityError(je, "not a DataRowRecord")
