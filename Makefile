@@ -1,7 +1,8 @@
 # enc-pipe — every target is a thin wrapper over the go tool.
 #
 #   make test        everything CI runs: vet, unit, race, integration against real servers
-#   make lint        gofmt, go vet, staticcheck, cross-builds
+#   make lint        gofmt, go vet, staticcheck, cross-builds, then make vuln
+#   make vuln        govulncheck on every module, when the vulnerability database can be reached
 #   make fuzz        every fuzz target for a bounded time (FUZZTIME, default 20s each)
 #   make bench       micro-benchmarks (BENCHTIME, COUNT)
 #   make deps-check  the core packages import no cloud SDK, Kafka client or test library
@@ -13,6 +14,15 @@ FUZZTIME ?= 20s
 BENCHTIME ?= 1s
 COUNT ?= 6
 STATICCHECK_VERSION ?= v0.8.2
+GOVULNCHECK_VERSION ?= v1.10.0
+# The Go vulnerability database: https://vuln.go.dev, or file:///path/to/vulndb
+# for a local copy (the layout govulncheck -db reads, with index/db.json).
+VULNDB ?= https://vuln.go.dev
+# With VULN_REQUIRED=1, make vuln fails when the database cannot be reached
+# (for CI machines that have the network); by default it says so and goes on.
+VULN_REQUIRED ?=
+# Every Go module of the repository.
+MODULES := . bench tools/testservers
 export CGO_ENABLED ?= 1
 
 # Packages that start goroutines or share state between them: run under -race.
@@ -23,7 +33,7 @@ CORE_PKGS := ./securebuf/... ./stream/... ./envelope ./envelope/internal/... \
 	./envelope/metastore/memstore ./envelope/metastore/sqlstore ./envelope/kms/statickms
 FORBIDDEN := github.com/aws/|github.com/segmentio/kafka-go|github.com/stretchr/testify|github.com/twmb/
 
-.PHONY: test unit race integration lint fuzz bench bench-report deps-check demo services-start services-stop
+.PHONY: test unit race integration lint vuln fuzz bench bench-report deps-check demo services-start services-stop
 
 test: deps-check
 	@bash .ci/services.sh start
@@ -56,6 +66,26 @@ lint:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 	@for p in linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 freebsd/amd64; do \
 	  echo "build $$p"; GOOS=$${p%/*} GOARCH=$${p#*/} CGO_ENABLED=0 $(GO) build ./... || exit 1; done
+	@$(MAKE) --no-print-directory vuln
+
+# govulncheck reports known vulnerabilities in the code paths our modules
+# reach. It needs the vulnerability database: when $(VULNDB) cannot be
+# reached, vuln prints "vuln: NOT CHECKED" and succeeds (or fails with
+# VULN_REQUIRED=1); it never reports a pass it did not check.
+vuln:
+	@db='$(VULNDB)'; \
+	case "$$db" in \
+	  file://*) [ -f "$${db#file://}/index/db.json" ]; reach=$$?;; \
+	  *) curl -fsS -m 15 -o /dev/null "$$db/index/db.json" 2>/dev/null; reach=$$?;; \
+	esac; \
+	if [ $$reach -ne 0 ]; then \
+	  echo "vuln: NOT CHECKED: the vulnerability database $$db cannot be reached; govulncheck did not run."; \
+	  echo "vuln: run 'make vuln' where it can be, or set VULNDB=file:///path/to/a/copy."; \
+	  [ -z "$(VULN_REQUIRED)" ] || exit 1; exit 0; \
+	fi; \
+	for m in $(MODULES); do \
+	  echo "govulncheck $$m (database $$db)"; \
+	  $(GO) run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) -C "$$m" -db "$$db" -show version ./... || exit 1; done
 
 fuzz:
 	@for pkg in $$($(GO) list ./...); do \

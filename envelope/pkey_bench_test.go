@@ -1,6 +1,7 @@
 package envelope_test
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/enc-pipe/enc-pipe/envelope"
@@ -8,16 +9,31 @@ import (
 	"github.com/enc-pipe/enc-pipe/securebuf"
 )
 
-// pkeySecrets returns a securebuf.Factory in AccessPKey mode, or skips (fails
-// under CI=true when the CPU has protection keys) when it cannot be made.
+// pkeySecrets returns a securebuf.Factory in AccessPKey mode. On a CPU
+// without pku (per /proc/cpuinfo) a benchmark skips, and a test checks
+// that AccessPKey is refused with securebuf.ErrNoPKey and goes on with
+// the fallback, an AccessAuto factory (mprotect). On a CPU with pku where
+// AccessPKey does not work, the test fails under CI=true.
 func pkeySecrets(t testing.TB) *securebuf.Factory {
 	t.Helper()
+	if _, bench := t.(*testing.B); bench {
+		testenv.SkipWithoutCPU(t, "pku")
+	}
 	sf, err := securebuf.NewFactory(securebuf.WithAccessMode(securebuf.AccessPKey))
-	if err != nil {
-		if cpuHasPKU(t) && testenv.InCI() {
-			t.Fatalf("the CPU has pku but AccessPKey does not work: %v", err)
+	switch {
+	case err == nil:
+	case testenv.CPUHas("pku"):
+		testenv.Missing(t, "the CPU has pku but AccessPKey does not work: "+err.Error())
+	case !errors.Is(err, securebuf.ErrNoPKey):
+		t.Fatalf("AccessPKey on a CPU without pku: %v, want securebuf.ErrNoPKey", err)
+	default:
+		t.Logf("AccessPKey is refused without pku (%v): testing the fallback, AccessAuto", err)
+		if sf, err = securebuf.NewFactory(securebuf.WithAccessMode(securebuf.AccessAuto)); err != nil {
+			t.Fatal(err)
 		}
-		t.Skipf("AccessPKey is not available: %v", err)
+		if sf.AccessMode() != securebuf.AccessMprotect {
+			t.Fatalf("AccessAuto without pku chose %v", sf.AccessMode())
+		}
 	}
 	t.Cleanup(func() { sf.Close() })
 	return sf

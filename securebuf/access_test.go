@@ -91,8 +91,16 @@ func TestNoPKeyError(t *testing.T) {
 	}
 }
 
+// PKRU holds two bits per key (Intel SDM vol. 3A, 2.7): AD (access
+// disable) and, above it, WD (write disable).
+const pkruAD, pkruWD = 1, 2
+
 func TestPKRUBits(t *testing.T) {
-	const initPKRU = 0x55555554 // Linux's default: every key but 0 access-disabled
+	// Linux's initial PKRU: every key but 0 access-disabled.
+	var initPKRU uint32
+	for k := 1; k < 16; k++ {
+		initPKRU |= pkruAD << (2 * k)
+	}
 	for k := 1; k < 16; k++ {
 		if !memcall.PKRUDeniesAccess(initPKRU, k) {
 			t.Fatalf("key %d: init PKRU does not deny", k)
@@ -102,8 +110,8 @@ func TestPKRUBits(t *testing.T) {
 		if memcall.PKRUDeniesAccess(r, k) || memcall.PKRUDeniesAccess(w, k) {
 			t.Errorf("key %d: opened value still denies", k)
 		}
-		if r>>(2*k)&3 != 2 || w>>(2*k)&3 != 0 {
-			t.Errorf("key %d: read bits %b, write bits %b; want 10 and 00", k, r>>(2*k)&3, w>>(2*k)&3)
+		if r>>(2*k)&3 != pkruWD || w>>(2*k)&3 != 0 {
+			t.Errorf("key %d: read bits %02b, write bits %02b; want %02b (WD) and 00", k, r>>(2*k)&3, w>>(2*k)&3, pkruWD)
 		}
 		other := ^memcall.PKRUMask(k)
 		if r&other != initPKRU&other || w&other != initPKRU&other {

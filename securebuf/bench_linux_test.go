@@ -40,7 +40,7 @@ func BenchmarkCreateClose(b *testing.B) {
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			if strings.HasSuffix(c.name, "-pkey") {
-				requirePKey(b)
+				requirePKeyBench(b)
 			}
 			f := newTestFactory(b, c.opts...)
 			b.ReportAllocs()
@@ -94,7 +94,7 @@ func BenchmarkAccess(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			if m == AccessPKey {
-				requirePKey(b)
+				requirePKeyBench(b)
 			}
 			f := newTestFactory(b, WithAccessMode(m))
 			s, err := f.CreateRandom(32)
@@ -112,7 +112,7 @@ func BenchmarkAccess(b *testing.B) {
 		})
 	}
 	b.Run("WithBytes-pkey-parallel", func(b *testing.B) {
-		requirePKey(b)
+		requirePKeyBench(b)
 		f := newTestFactory(b, WithAccessMode(AccessPKey))
 		s, err := f.CreateRandom(32)
 		if err != nil {

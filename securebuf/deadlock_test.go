@@ -42,14 +42,14 @@ func (r *reentrant) reenter() {
 	}
 }
 
-// T20: make every step that runs under one of the package's locks fail
+// Make every step that runs under one of the package's locks fail
 // (the lock limit, a failing mprotect) while Metrics and Logger call back
 // into the package; every operation returns an error in time.
-func TestT20FailuresUnderLocksDoNotDeadlock(t *testing.T) {
-	forEachMode(t, testT20FailuresUnderLocksDoNotDeadlock)
+func TestFailuresUnderLocksDoNotDeadlock(t *testing.T) {
+	forEachMode(t, testFailuresUnderLocksDoNotDeadlock)
 }
 
-func testT20FailuresUnderLocksDoNotDeadlock(t *testing.T, mode AccessMode) {
+func testFailuresUnderLocksDoNotDeadlock(t *testing.T, mode AccessMode) {
 	const limit = 20 * time.Second
 	r := &reentrant{}
 	f := newTestFactory(t, WithMetrics(r), WithLogger(r), WithScratchPages(2), WithAccessMode(mode))

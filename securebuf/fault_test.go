@@ -31,12 +31,12 @@ func probe(p *byte, write bool) (addr uintptr, faulted bool) {
 	return 0, false
 }
 
-// T3: every forbidden access faults at the expected address.
-func TestT3InProcessFaults(t *testing.T) {
-	forEachMode(t, testT3InProcessFaults)
+// Every forbidden access faults at the expected address.
+func TestForbiddenAccessFaultsAtItsAddress(t *testing.T) {
+	forEachMode(t, testForbiddenAccessFaultsAtItsAddress)
 }
 
-func testT3InProcessFaults(t *testing.T, mode AccessMode) {
+func testForbiddenAccessFaultsAtItsAddress(t *testing.T, mode AccessMode) {
 	f := newTestFactory(t, WithAccessMode(mode))
 	s, err := newPattern(f, 3, 32)
 	if err != nil {

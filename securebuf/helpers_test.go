@@ -24,27 +24,54 @@ func TestMain(m *testing.M) {
 }
 
 // pkeyUsable reports whether AccessPKey works in this process. When it does
-// not although the CPU has PKU, the test fails under CI=true (a broken mode
-// must not pass as "not tested") and says why otherwise.
+// not although /proc/cpuinfo lists pku, the test fails under CI=true (a
+// broken mode must not pass as "not tested") and says why otherwise.
 func pkeyUsable(t testing.TB) bool {
 	t.Helper()
 	err := PKeyAvailable()
 	if err == nil {
 		return true
 	}
-	if memcall.CPUHasPKU() && testenv.InCI() {
-		t.Fatalf("the CPU has PKU but AccessPKey does not work: %v", err)
+	if testenv.CPUHas("pku") && testenv.InCI() {
+		t.Fatalf("the CPU has pku but AccessPKey does not work: %v", err)
 	}
 	t.Logf("AccessPKey not tested here: %v", err)
 	return false
 }
 
-// requirePKey skips the test (fails it under CI=true when the CPU has
-// PKU) unless AccessPKey works.
-func requirePKey(t testing.TB) {
+// pkeyOrRefusal reports whether AccessPKey works, for a test of what only
+// AccessPKey does. Where it does not, the test checks the refusal instead:
+// an AccessPKey factory fails with ErrNoPKey and AccessAuto falls back to
+// AccessMprotect; the caller then returns. Such a test passes on machines
+// with and without protection keys, and tests something on both.
+func pkeyOrRefusal(t testing.TB) bool {
 	t.Helper()
-	if !pkeyUsable(t) {
-		t.Skip("AccessPKey is not available here (see the log line above)")
+	if pkeyUsable(t) {
+		return true
+	}
+	f, err := NewFactory(WithAccessMode(AccessPKey))
+	if err == nil {
+		_ = f.Close()
+		t.Fatal("an AccessPKey factory was made although PKeyAvailable fails")
+	}
+	if !errors.Is(err, ErrNoPKey) {
+		t.Fatalf("AccessPKey without protection keys: %v, want ErrNoPKey", err)
+	}
+	if auto := newTestFactory(t, WithAccessMode(AccessAuto)); auto.AccessMode() != AccessMprotect {
+		t.Fatalf("AccessAuto without protection keys chose %v", auto.AccessMode())
+	}
+	t.Logf("checked the refusal of AccessPKey and the AccessAuto fallback instead: %v", err)
+	return false
+}
+
+// requirePKeyBench stops a benchmark of AccessPKey on a CPU without pku
+// (machines differ; there is nothing to measure), and fails it under
+// CI=true where the CPU has pku but AccessPKey does not work.
+func requirePKeyBench(b *testing.B) {
+	b.Helper()
+	testenv.SkipWithoutCPU(b, "pku")
+	if err := PKeyAvailable(); err != nil {
+		testenv.Missing(b, "the CPU has pku but AccessPKey does not work: "+err.Error())
 	}
 }
 

@@ -30,12 +30,12 @@ func checkDataKey(t testing.TB, what string, f *Factory, v vma) {
 	}
 }
 
-// T1: locking and dump exclusion, seen by the kernel.
-func TestT1LockedAndExcludedFromDumps(t *testing.T) {
-	forEachMode(t, testT1LockedAndExcludedFromDumps)
+// Locking and dump exclusion, seen by the kernel.
+func TestPagesLockedAndExcludedFromDumps(t *testing.T) {
+	forEachMode(t, testPagesLockedAndExcludedFromDumps)
 }
 
-func testT1LockedAndExcludedFromDumps(t *testing.T, mode AccessMode) {
+func testPagesLockedAndExcludedFromDumps(t *testing.T, mode AccessMode) {
 	f := newTestFactory(t, WithAccessMode(mode))
 	ps := int64(PageSize())
 	for _, n := range []int{32, int(ps) - canaryMin, 5000} {
@@ -83,9 +83,9 @@ func testT1LockedAndExcludedFromDumps(t *testing.T, mode AccessMode) {
 	}
 }
 
-// T2: no-access at rest, read-only inside WithBytes, no-access again after
+// No access at rest, read-only inside WithBytes, no-access again after
 // a normal return, an error and a panic.
-func TestT2ProtectionStateMachine(t *testing.T) {
+func TestNoAccessAtRestReadOnlyInsideWithBytes(t *testing.T) {
 	f := newTestFactory(t)
 	s, err := f.CreateRandom(32)
 	if err != nil {
@@ -140,9 +140,9 @@ func TestT2ProtectionStateMachine(t *testing.T) {
 	}
 }
 
-// T14: nested and concurrent readers keep the pages readable; the last one
+// Nested and concurrent readers keep the pages readable; the last one
 // out makes them no-access.
-func TestT14NestedAndConcurrentReaders(t *testing.T) {
+func TestNestedAndConcurrentReadersKeepPagesReadable(t *testing.T) {
 	f := newTestFactory(t)
 	s, err := f.CreateRandom(32)
 	if err != nil {
@@ -199,13 +199,13 @@ func TestT14NestedAndConcurrentReaders(t *testing.T) {
 	}
 }
 
-// T6: the wipe happens before munmap and covers the whole data pages; the
+// The wipe happens before munmap and covers the whole data pages; the
 // region is gone afterwards and the lock is released.
-func TestT6WipeOnFree(t *testing.T) {
-	forEachMode(t, testT6WipeOnFree)
+func TestWipeCoversDataPagesBeforeUnmap(t *testing.T) {
+	forEachMode(t, testWipeCoversDataPagesBeforeUnmap)
 }
 
-func testT6WipeOnFree(t *testing.T, mode AccessMode) {
+func testWipeCoversDataPagesBeforeUnmap(t *testing.T, mode AccessMode) {
 	f := newTestFactory(t, WithAccessMode(mode))
 	base := vmLck(t)
 	var wiped [][]byte

@@ -46,9 +46,9 @@ func selector(n ast.Node) string {
 	return ""
 }
 
-// T19: comparisons of secret data are constant time, and nothing in the
+// Comparisons of secret data are constant time, and nothing in the
 // package compares bytes any other way.
-func TestT19ConstantTimeOnly(t *testing.T) {
+func TestSecretBytesComparedInConstantTimeOnly(t *testing.T) {
 	fset, files := parsePackage(t)
 	calls := map[string][]string{} // function -> selectors it calls
 	for _, f := range files {

@@ -15,6 +15,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/enc-pipe/enc-pipe/internal/testenv"
 	"github.com/enc-pipe/enc-pipe/securebuf/internal/memcall"
 	"golang.org/x/sys/unix"
 )
@@ -22,9 +23,10 @@ import (
 // Tests of what is particular to AccessPKey: access is granted per thread,
 // with no change to the page tables.
 
+// newPKeyFactory returns an AccessPKey factory; the caller has checked
+// pkeyOrRefusal.
 func newPKeyFactory(t testing.TB, opts ...Option) *Factory {
 	t.Helper()
-	requirePKey(t)
 	f := newTestFactory(t, append(opts, WithAccessMode(AccessPKey))...)
 	if f.AccessMode() != AccessPKey || f.pkey <= 0 {
 		t.Fatalf("factory mode %v key %d", f.AccessMode(), f.pkey)
@@ -64,10 +66,14 @@ func threadCount(t testing.TB) int {
 	return 0
 }
 
-// T2 for AccessPKey: denied at rest, read-only inside WithBytes, denied
-// again after a normal return, an error and a panic; the page tables never
-// change, and the thread's PKRU is back to its exact value.
+// As TestNoAccessAtRestReadOnlyInsideWithBytes, for AccessPKey: denied at
+// rest, read-only inside WithBytes, denied again after a normal return, an
+// error and a panic; the page tables never change, and the thread's PKRU
+// is back to its exact value.
 func TestPKeyAccessStateMachine(t *testing.T) {
+	if !pkeyOrRefusal(t) {
+		return
+	}
 	f := newPKeyFactory(t)
 	s, err := newPattern(f, 2, 32)
 	if err != nil {
@@ -153,10 +159,13 @@ func TestPKeyAccessStateMachine(t *testing.T) {
 	mustEqual(t, s, patternBytes(2, 32))
 }
 
-// T14 for AccessPKey: a nested callback restores the outer one's access
-// when it returns, and one goroutine's callback leaving does not close
-// another goroutine's.
+// As TestNestedAndConcurrentReadersKeepPagesReadable, for AccessPKey: a
+// nested callback restores the outer one's access when it returns, and one
+// goroutine's callback leaving does not close another goroutine's.
 func TestPKeyNestedAndConcurrentReaders(t *testing.T) {
+	if !pkeyOrRefusal(t) {
+		return
+	}
 	f := newPKeyFactory(t)
 	a, err := newPattern(f, 14, 32)
 	if err != nil {
@@ -230,7 +239,9 @@ func TestPKeyNestedAndConcurrentReaders(t *testing.T) {
 // one thread, a read of the same bytes from another thread faults. The
 // control shows that AccessMprotect lets it through.
 func TestPKeyOtherThreadFaults(t *testing.T) {
-	requirePKey(t)
+	if !pkeyOrRefusal(t) {
+		return
+	}
 	for _, c := range []struct {
 		mode        AccessMode
 		wantFaulted bool
@@ -286,6 +297,9 @@ func TestPKeyOtherThreadFaults(t *testing.T) {
 // thread is locked, runtime.newm hands their creation to the template
 // thread instead of cloning the calling thread (and its PKRU).
 func TestPKeyNewThreadsDoNotInherit(t *testing.T) {
+	if !pkeyOrRefusal(t) {
+		return
+	}
 	f := newPKeyFactory(t)
 	s, err := newPattern(f, 32, 32)
 	if err != nil {
@@ -360,6 +374,9 @@ func TestPKeyNewThreadsDoNotInherit(t *testing.T) {
 // thread's access as it was: the kernel runs handlers with its init PKRU
 // and sigreturn restores ours.
 func TestPKeySignalsKeepAccess(t *testing.T) {
+	if !pkeyOrRefusal(t) {
+		return
+	}
 	f := newPKeyFactory(t)
 	s, err := newPattern(f, 33, 32)
 	if err != nil {
@@ -408,14 +425,16 @@ func TestPKeySignalsKeepAccess(t *testing.T) {
 // pkeyRestore puts back only the key's own bits: a change to another key's
 // bits made during the callback survives.
 func TestPKeyRestoreKeepsOtherKeys(t *testing.T) {
-	requirePKey(t)
+	if !pkeyOrRefusal(t) {
+		return
+	}
 	k, err := processPKey()
 	if err != nil {
 		t.Fatal(err)
 	}
 	other, err := memcall.PKeyAlloc()
 	if err != nil {
-		t.Skipf("no second protection key: %v", err)
+		testenv.Missing(t, "no second protection key: "+err.Error())
 	}
 	defer memcall.PKeyFree(other)
 	runtime.LockOSThread()
@@ -453,6 +472,9 @@ func TestPKeyRestoreKeepsOtherKeys(t *testing.T) {
 // including those that ran callbacks, denies the key: locked probes on as
 // many threads as can be had all fault.
 func TestPKeyConcurrentUseLeavesEveryThreadDenied(t *testing.T) {
+	if !pkeyOrRefusal(t) {
+		return
+	}
 	f := newPKeyFactory(t)
 	shared := make([]Secret, 4)
 	for i := range shared {
@@ -593,7 +615,9 @@ func init() {
 // A process whose threads could already access a fresh key gets no PKey
 // mode: the key would protect nothing at rest.
 func TestPKeyRefusedWhenThreadsStartOpen(t *testing.T) {
-	requirePKey(t)
+	if !pkeyOrRefusal(t) {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	out, err := childCommand(t, ctx, "pkey-open-at-start").CombinedOutput()

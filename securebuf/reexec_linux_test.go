@@ -116,17 +116,19 @@ func init() {
 	}
 }
 
-// T4: outside a SetPanicOnFault goroutine, touching a secret at rest kills
+// Outside a SetPanicOnFault goroutine, touching a secret at rest kills
 // the process the way the Go runtime kills on a bad access, and the crash
 // report does not contain the secret.
-func TestT4FaultKillsProcess(t *testing.T) {
+func TestAccessAtRestKillsProcessWithoutLeak(t *testing.T) {
 	forEachMode(t, func(t *testing.T, mode AccessMode) { testFatalFault(t, "fault-at-rest", mode) })
 }
 
 // In AccessPKey mode a read from another thread while a callback is open
 // kills the process like a read at rest.
 func TestPKeyOtherThreadFaultKillsProcess(t *testing.T) {
-	requirePKey(t)
+	if !pkeyOrRefusal(t) {
+		return
+	}
 	testFatalFault(t, "fault-other-thread", AccessPKey)
 }
 
@@ -196,14 +198,14 @@ func init() {
 
 var heapCopy []byte
 
-// T9: a core dump taken with gcore holds the plain heap copy and the
+// A core dump taken with gcore holds the plain heap copy and the
 // no-access control page, and never the secret, at rest or while read. In
 // AccessPKey mode the secret's pages are rw-p in the page tables and gdb
 // reads them through ptrace, which ignores protection keys: only
 // MADV_DONTDUMP keeps them out.
-func TestT9GcoreExcludesSecrets(t *testing.T) {
+func TestGcoreDumpHoldsNoSecret(t *testing.T) {
 	if raceEnabled {
-		t.Skip("the race detector's shadow memory makes the dump huge; the non-race run covers this")
+		testenv.NotApplicable(t, "the race detector's shadow memory makes the dump huge; the non-race run covers this")
 	}
 	gcore := testenv.Tool(t, "gcore")
 	forEachMode(t, func(t *testing.T, mode AccessMode) { testGcore(t, gcore, mode) })
@@ -283,7 +285,7 @@ func unprivileged(t *testing.T) (*syscall.Credential, string) {
 	}
 	if os.Geteuid() != 0 {
 		if memcall.ReadLimits().CanLockAll {
-			t.Skip("this process holds CAP_IPC_LOCK but is not root: cannot drop it")
+			testenv.Missing(t, "this process holds CAP_IPC_LOCK but is not root: cannot drop it to run a child without it")
 		}
 		return nil, exe
 	}
@@ -422,8 +424,9 @@ func lockLimitChild() error {
 		}
 	}
 
-	// T20 with the real limit: every path that maps memory, including the
-	// scratch arena growing under its lock, returns the error in time.
+	// TestFailuresUnderLocksDoNotDeadlock at the real limit: every path
+	// that maps memory, including the scratch arena growing under its
+	// lock, returns the error in time.
 	g, err := childFactory()
 	if err != nil {
 		return err
@@ -494,9 +497,11 @@ func countMaps() int {
 	return bytes.Count(data, []byte{'\n'})
 }
 
-// T11 (and T20 at the real limit): exhaustion of RLIMIT_MEMLOCK in a child
-// without CAP_IPC_LOCK whose soft limit is a few pages.
-func TestT11LockLimitExhaustion(t *testing.T) {
+// Exhaustion of RLIMIT_MEMLOCK in a child without CAP_IPC_LOCK whose soft
+// limit is a few pages: every path that maps memory reports ErrLockLimit in
+// time (TestFailuresUnderLocksDoNotDeadlock at the real limit), and the
+// secrets made before still work.
+func TestLockLimitExhaustionIsErrLockLimit(t *testing.T) {
 	cred, bin := unprivileged(t)
 	forEachMode(t, func(t *testing.T, mode AccessMode) { testLockLimit(t, cred, bin, mode) })
 }
@@ -580,17 +585,17 @@ func init() {
 	}
 }
 
-// T12: with CAP_IPC_LOCK the map count is the ceiling; it is reported as
+// With CAP_IPC_LOCK the map count is the ceiling; it is reported as
 // ErrMapLimit, not ErrLockLimit.
-func TestT12MapLimitExhaustion(t *testing.T) {
+func TestMapLimitExhaustionIsErrMapLimit(t *testing.T) {
 	if testing.Short() {
-		t.Skip("maps ~32k secrets (128 MiB locked); skipped with -short")
+		testenv.NotApplicable(t, "-short: maps ~32k secrets (128 MiB locked)")
 	}
 	if raceEnabled {
-		t.Skip("the race detector needs mappings of its own and dies at the map limit; the non-race run covers this")
+		testenv.NotApplicable(t, "the race detector needs mappings of its own and dies at the map limit; the non-race run covers this")
 	}
 	if !memcall.ReadLimits().CanLockAll {
-		t.Skip("needs CAP_IPC_LOCK, otherwise RLIMIT_MEMLOCK is reached first")
+		testenv.Missing(t, "needs CAP_IPC_LOCK (run as root), otherwise RLIMIT_MEMLOCK is reached before the map limit")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -626,9 +631,9 @@ func init() {
 	}
 }
 
-// T17: PurgeOnSignal wipes the secrets, then the signal ends the process as
+// PurgeOnSignal wipes the secrets, then the signal ends the process as
 // it would have without the handler.
-func TestT17PurgeOnSignal(t *testing.T) {
+func TestPurgeOnSignalWipesThenDies(t *testing.T) {
 	forEachMode(t, testPurgeOnSignal)
 }
 
@@ -655,13 +660,18 @@ func testPurgeOnSignal(t *testing.T, mode AccessMode) {
 func init() {
 	childModes["no-side-effects"] = func() error {
 		// Package initialisation has run: it must not have touched
-		// RLIMIT_CORE (the parent set 4096:<hard>) or dumpability.
+		// RLIMIT_CORE (the parent set the soft limit to coreSoftEnv) or
+		// dumpability.
+		want, err := strconv.ParseUint(os.Getenv(coreSoftEnv), 10, 64)
+		if err != nil {
+			return err
+		}
 		var lim unix.Rlimit
 		if err := unix.Getrlimit(unix.RLIMIT_CORE, &lim); err != nil {
 			return err
 		}
-		if lim.Cur != 4096 {
-			return childf("RLIMIT_CORE soft = %d after import, want the inherited 4096", lim.Cur)
+		if lim.Cur != want {
+			return childf("RLIMIT_CORE soft = %d after import, want the inherited %d", lim.Cur, want)
 		}
 		if d, err := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0); err != nil || d != 1 {
 			return childf("dumpable = %d (%v) after import, want 1", d, err)
@@ -682,23 +692,31 @@ func init() {
 	}
 }
 
+// coreSoftEnv tells the no-side-effects child the RLIMIT_CORE soft limit
+// its parent gave it.
+const coreSoftEnv = "SECUREBUF_TEST_CORE_SOFT"
+
 // Importing the package changes nothing; DisableCoreDumps does what it
 // says. Both run in a child because DisableCoreDumps cannot be undone.
+// The child gets a soft limit of its own, 4096 or the hard limit if that is
+// lower (where the hard limit is 0, only dumpability shows a change).
 func TestNoImportSideEffectsAndDisableCoreDumps(t *testing.T) {
 	var old unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_CORE, &old); err != nil {
 		t.Fatal(err)
 	}
-	if old.Max != unix.RLIM_INFINITY && old.Max < 4096 {
-		t.Skipf("RLIMIT_CORE hard limit %d is below 4096", old.Max)
+	soft := uint64(4096)
+	if old.Max != unix.RLIM_INFINITY && old.Max < soft {
+		soft = old.Max
+		t.Logf("RLIMIT_CORE hard limit is %d: the child starts with %d:%d", old.Max, soft, old.Max)
 	}
 	// Lowering the soft limit is reversible; the child inherits it.
-	if err := unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{Cur: 4096, Max: old.Max}); err != nil {
+	if err := unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{Cur: soft, Max: old.Max}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := childCommand(t, ctx, "no-side-effects")
+	cmd := childCommand(t, ctx, "no-side-effects", coreSoftEnv+"="+strconv.FormatUint(soft, 10))
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Start()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/enc-pipe/enc-pipe/cmd/enc-pipe/internal/config"
 	"github.com/enc-pipe/enc-pipe/cmd/enc-pipe/internal/location"
+	"github.com/enc-pipe/enc-pipe/cmd/enc-pipe/internal/textsafe"
 )
 
 // Exit codes, documented in the root command's help and docs/CLI.md.
@@ -125,11 +126,13 @@ func signalExitCode(ctx context.Context) int {
 	return exitFailure
 }
 
-// oneLine makes an error message fit on one line.
+// oneLine makes a message fit on one line and safe to print: messages
+// quote stream headers, key ids and other text written by someone else,
+// whose control characters textsafe.Escape makes visible.
 func oneLine(s string) string {
 	s = strings.TrimSpace(s)
 	s = strings.ReplaceAll(s, "\r", "")
-	return strings.ReplaceAll(s, "\n", "; ")
+	return textsafe.Escape(strings.ReplaceAll(s, "\n", "; "))
 }
 
 // isEPIPE reports whether err is a write to a closed pipe.

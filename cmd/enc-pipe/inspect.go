@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/enc-pipe/enc-pipe/cmd/enc-pipe/internal/textsafe"
 	"github.com/enc-pipe/enc-pipe/envelope"
 	"github.com/enc-pipe/enc-pipe/stream"
 )
@@ -133,28 +134,32 @@ func plaintextSize(size int64, h *stream.Header) (int64, bool) {
 	return payload - chunks*stream.TagSize, true
 }
 
+// printInspection writes ins for people. Every text field comes from the
+// unauthenticated header or the file name and is escaped with
+// textsafe.Escape, so that it cannot redraw the terminal.
 func printInspection(w io.Writer, ins *inspection) error {
 	var b []byte
 	line := func(k, format string, a ...any) {
 		b = fmt.Appendf(b, "%-14s %s\n", k+":", fmt.Sprintf(format, a...))
 	}
+	esc := textsafe.Escape
 	if ins.Size != nil {
-		line("input", "%s (%d bytes)", ins.Input, *ins.Size)
+		line("input", "%s (%d bytes)", esc(ins.Input), *ins.Size)
 	} else {
-		line("input", "%s", ins.Input)
+		line("input", "%s", esc(ins.Input))
 	}
-	line("format", "enc-pipe v%d, %s", ins.FormatVersion, ins.Suite)
-	line("partition", "%s", ins.Partition)
+	line("format", "enc-pipe v%d, %s", ins.FormatVersion, esc(ins.Suite))
+	line("partition", "%s", esc(ins.Partition))
 	if ins.DataKey != nil {
 		line("data key", "created %s", unixTime(ins.DataKey.Created))
 	}
 	if ins.WrappedBy != nil {
-		line("wrapped by", "%s (created %s)", ins.WrappedBy.ID, unixTime(ins.WrappedBy.Created))
+		line("wrapped by", "%s (created %s)", esc(ins.WrappedBy.ID), unixTime(ins.WrappedBy.Created))
 	}
 	line("chunk size", "%d bytes", ins.ChunkSize)
-	line("compression", "%s", ins.Compression)
+	line("compression", "%s", esc(ins.Compression))
 	if ins.ContentType != "" {
-		line("content type", "%s", ins.ContentType)
+		line("content type", "%s", esc(ins.ContentType))
 	}
 	keys := make([]string, 0, len(ins.Metadata))
 	for k := range ins.Metadata {
@@ -162,7 +167,7 @@ func printInspection(w io.Writer, ins *inspection) error {
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		line("metadata", "%s=%s", k, ins.Metadata[k])
+		line("metadata", "%s=%s", esc(k), esc(ins.Metadata[k]))
 	}
 	line("header", "%d bytes", ins.HeaderSize)
 	if ins.Plaintext != nil {

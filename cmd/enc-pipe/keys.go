@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/enc-pipe/enc-pipe/cmd/enc-pipe/internal/textsafe"
 	"github.com/enc-pipe/enc-pipe/envelope"
 )
 
@@ -128,19 +129,22 @@ bytes are never shown.`,
 	return cmd
 }
 
+// printKeyRows writes rows as a table for people. Key ids and partitions
+// come from the metastore, which other clients write, and are escaped with
+// textsafe.Escape (a tab would also break the columns).
 func printKeyRows(w io.Writer, rows []keyRow) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KIND\tID\tCREATED\tREVOKED\tWRAPPED BY")
 	for _, r := range rows {
 		parent := "master key"
 		if r.Parent != nil {
-			parent = fmt.Sprintf("%s (%s)", r.Parent.ID, unixTime(r.Parent.Created))
+			parent = fmt.Sprintf("%s (%s)", textsafe.Escape(r.Parent.ID), unixTime(r.Parent.Created))
 		}
 		revoked := "no"
 		if r.Revoked {
 			revoked = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Kind, r.ID, unixTime(r.Created), revoked, parent)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Kind, textsafe.Escape(r.ID), unixTime(r.Created), revoked, parent)
 	}
 	return tw.Flush()
 }
@@ -173,13 +177,13 @@ keys up when they re-check their cached ones.`,
 				if err != nil {
 					return keyError(err, "cannot rotate the system key")
 				}
-				fmt.Fprintf(a.stdout, "new system key %s (created %s)\n", m.ID, unixTime(m.Created))
+				fmt.Fprintf(a.stdout, "new system key %s (created %s)\n", textsafe.Escape(m.ID), unixTime(m.Created))
 			}
 			m, err := be.factory.RotateIntermediateKey(ctx, a.g.partition)
 			if err != nil {
 				return keyError(err, "cannot rotate the intermediate key of %q", a.g.partition)
 			}
-			_, err = fmt.Fprintf(a.stdout, "new intermediate key %s (created %s)\n", m.ID, unixTime(m.Created))
+			_, err = fmt.Fprintf(a.stdout, "new intermediate key %s (created %s)\n", textsafe.Escape(m.ID), unixTime(m.Created))
 			return outputErr(err)
 		},
 	}
@@ -228,7 +232,7 @@ already written under it still decrypts; to make it undecryptable, use
 				if err := be.factory.RevokeKey(ctx, r.ID, r.Created); err != nil {
 					return keyError(err, "cannot revoke %s", r.ID)
 				}
-				fmt.Fprintf(a.stdout, "revoked %s key %s (created %s)\n", kind, r.ID, unixTime(r.Created))
+				fmt.Fprintf(a.stdout, "revoked %s key %s (created %s)\n", kind, textsafe.Escape(r.ID), unixTime(r.Created))
 				n++
 			}
 			if n == 0 {

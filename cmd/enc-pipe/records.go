@@ -14,9 +14,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/enc-pipe/enc-pipe/envelope"
+	"github.com/enc-pipe/enc-pipe/internal/jsonstrict"
 )
 
-// maxRecordLine bounds one input line of the records commands.
+// maxRecordLine is the longest line, line ending excluded, that the
+// records commands read, and that records encrypt writes: a record whose
+// encrypted line would be longer is refused, so that records decrypt reads
+// back every line records encrypt writes.
 const maxRecordLine = 64 << 20
 
 type recordsFlags struct {
@@ -50,8 +54,11 @@ decrypting, since the field must be readable). When decrypting without either,
 each record's partition is read from its key id (_IK_{partition}_{service}_{product}).
 
 Blank lines are skipped (with --base64 an empty line is the empty record).
-The first bad line stops the run with an error that names its number; to a
-file OUT, nothing is written then.`
+Lines are at most 64 MiB, read and written: records encrypt refuses a record
+whose encrypted line would be longer (a whole record holds about 48 MiB).
+An object with a member name twice, at any depth, is refused: JSON readers
+disagree on which value counts. The first bad line stops the run with an
+error that names its number; to a file OUT, nothing is written then.`
 
 func (a *app) newRecordsCommand() *cobra.Command {
 	cmd := &cobra.Command{
@@ -213,23 +220,20 @@ func (rc *recordCodec) session(partition string) (*envelope.Session, error) {
 }
 
 func (rc *recordCodec) run(r io.Reader, w io.Writer, encrypt bool) error {
-	br := bufio.NewReaderSize(r, 256<<10)
+	sc := newLineScanner(r)
 	bw := bufio.NewWriterSize(writeTagger{w}, 256<<10)
-	for lineNo := 1; ; lineNo++ {
-		line, err := readLine(br)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			if errors.Is(err, errLineTooLong) {
-				return usageErrorf("line %d: longer than %d bytes", lineNo, maxRecordLine)
-			}
-			return err
+	lineNo := 0
+	for sc.Scan() {
+		lineNo++
+		line := sc.Bytes()
+		if len(line) > maxRecordLine {
+			return lineTooLong(lineNo)
 		}
 		if len(bytes.TrimSpace(line)) == 0 && !rc.base64 {
 			continue // blank lines separate nothing in JSON Lines
 		}
 		var res []byte
+		var err error
 		if encrypt {
 			res, err = rc.encryptLine(line)
 		} else {
@@ -243,10 +247,30 @@ func (rc *recordCodec) run(r io.Reader, w io.Writer, encrypt bool) error {
 			return classifyStreamErr(err, "cannot write output")
 		}
 	}
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return lineTooLong(lineNo + 1)
+		}
+		return err
+	}
 	if err := bw.Flush(); err != nil {
 		return classifyStreamErr(err, "cannot write output")
 	}
 	return nil
+}
+
+// newLineScanner reads lines of at most maxRecordLine bytes, ending in
+// "\n", "\r\n" or at the end of the input, without their ending.
+func newLineScanner(r io.Reader) *bufio.Scanner {
+	sc := bufio.NewScanner(r)
+	// The buffer holds a whole line and its "\r\n"; a line one byte too
+	// long still fits (and is refused by the caller) when it ends in "\n".
+	sc.Buffer(make([]byte, 0, 256<<10), maxRecordLine+2)
+	return sc
+}
+
+func lineTooLong(n int) error {
+	return usageErrorf("line %d: longer than %d bytes, the line limit of the records commands", n, maxRecordLine)
 }
 
 // lineError prefixes an error with its line number, keeping its exit code.
@@ -256,31 +280,6 @@ func lineError(n int, err error) error {
 		code = exitKey
 	}
 	return &cliError{code: code, msg: fmt.Sprintf("line %d", n), err: err}
-}
-
-var errLineTooLong = errors.New("line too long")
-
-// readLine returns the next line without its "\n" or "\r\n", or io.EOF.
-func readLine(br *bufio.Reader) ([]byte, error) {
-	var line []byte
-	for {
-		chunk, err := br.ReadSlice('\n')
-		line = append(line, chunk...)
-		if len(line) > maxRecordLine {
-			return nil, errLineTooLong
-		}
-		if err == bufio.ErrBufferFull {
-			continue
-		}
-		if err == io.EOF && len(line) > 0 {
-			err = nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		line = bytes.TrimSuffix(line, []byte("\n"))
-		return bytes.TrimSuffix(line, []byte("\r")), nil
-	}
 }
 
 var errNotRecord = errors.New("not a DataRowRecord")
@@ -295,8 +294,8 @@ func (rc *recordCodec) encryptLine(line []byte) ([]byte, error) {
 		return rc.sealJSON(rc.partition, pt)
 	}
 	if rc.fields == nil && rc.partitionField == "" {
-		if !json.Valid(line) {
-			return nil, usageErrorf("not valid JSON")
+		if err := jsonstrict.Check(line); err != nil {
+			return nil, jsonInputError(err)
 		}
 		return rc.sealJSON(rc.partition, line)
 	}
@@ -317,15 +316,31 @@ func (rc *recordCodec) encryptLine(line []byte) ([]byte, error) {
 		if !rc.fields[obj[i].key] {
 			continue
 		}
-		if obj[i].value, err = rc.sealJSON(partition, obj[i].value); err != nil {
+		if obj[i].value, err = rc.seal(partition, obj[i].value); err != nil {
 			return nil, err
 		}
 	}
-	return obj.marshal(), nil
+	out := obj.marshal()
+	if len(out) > maxRecordLine {
+		return nil, usageErrorf("with its fields encrypted, this object would take %d bytes, more than the %d-byte line limit of records decrypt", len(out), maxRecordLine)
+	}
+	return out, nil
 }
 
-// sealJSON encrypts pt under partition and returns the DataRowRecord JSON.
+// sealJSON encrypts the whole record pt under partition and returns its
+// DataRowRecord line, or an error when that line would be longer than
+// maxRecordLine.
 func (rc *recordCodec) sealJSON(partition string, pt []byte) ([]byte, error) {
+	out, err := rc.seal(partition, pt)
+	if err != nil || len(out) <= maxRecordLine {
+		return out, err
+	}
+	return nil, usageErrorf("a record of %d bytes takes %d bytes encrypted, more than the %d-byte line limit of records decrypt; records of this partition hold at most %d bytes",
+		len(pt), len(out), maxRecordLine, maxRecordPlaintext(out, len(pt)))
+}
+
+// seal encrypts pt under partition and returns the DataRowRecord JSON.
+func (rc *recordCodec) seal(partition string, pt []byte) ([]byte, error) {
 	s, err := rc.session(partition)
 	if err != nil {
 		return nil, err
@@ -335,6 +350,22 @@ func (rc *recordCodec) sealJSON(partition string, pt []byte) ([]byte, error) {
 		return nil, keyError(err, "cannot encrypt")
 	}
 	return json.Marshal(drr)
+}
+
+// maxRecordPlaintext returns the largest plaintext whose DataRowRecord line
+// fits in maxRecordLine, given the line drr of a record of n bytes under
+// the same key. Only the base64 of the payload, ciphertext with nonce and
+// tag, grows with the plaintext; the rest (the wrapped data key and its
+// key id) does not.
+func maxRecordPlaintext(drr []byte, n int) int {
+	var rec envelope.DataRowRecord
+	if err := json.Unmarshal(drr, &rec); err != nil {
+		panic("records: internal error: cannot read back a DataRowRecord: " + err.Error())
+	}
+	fixed := len(drr) - base64.StdEncoding.EncodedLen(len(rec.Data))
+	aeadOverhead := len(rec.Data) - n
+	// base64 turns each started group of 3 bytes into 4 characters.
+	return (maxRecordLine-fixed)/4*3 - aeadOverhead
 }
 
 func (rc *recordCodec) decryptLine(line []byte) ([]byte, error) {
@@ -384,6 +415,19 @@ func (rc *recordCodec) decryptLine(line []byte) ([]byte, error) {
 // openJSON decrypts a DataRowRecord given as JSON. With partition "" the
 // partition is read from the record's intermediate key id.
 func (rc *recordCodec) openJSON(partition string, data []byte) ([]byte, error) {
+	// A record is decoded into Go structs, whose fields match names
+	// without regard to case: "data" and "Data" would both set Data. A
+	// name that is there twice exactly is bad JSON (a usage error, as for
+	// every input line); twice up to case, the text is not a record.
+	if err := jsonstrict.CheckFold(data); err != nil {
+		if strict := jsonstrict.Check(data); strict != nil && !errors.Is(strict, jsonstrict.ErrSyntax) {
+			return nil, jsonInputError(strict)
+		}
+		var je *jsonstrict.Error
+		if errors.As(err, &je) {
+			return nil, integrityError(je, "not a DataRowRecord")
+		}
+	}
 	var drr envelope.DataRowRecord
 	if err := json.Unmarshal(data, &drr); err != nil {
 		return nil, integrityError(errNotRecord, "%v", err)
@@ -453,7 +497,24 @@ type member struct {
 	value json.RawMessage
 }
 
+// jsonInputError describes a jsonstrict error in an input line.
+func jsonInputError(err error) error {
+	var je *jsonstrict.Error
+	switch {
+	case errors.As(err, &je) && errors.Is(je, jsonstrict.ErrDuplicateName):
+		return usageErrorf("%v (JSON readers disagree on which value counts)", je)
+	case je != nil:
+		return usageErrorf("%v", je)
+	}
+	return usageErrorf("not valid JSON")
+}
+
+// parseObject reads a JSON object whose member names are all different,
+// at every depth.
 func parseObject(line []byte) (object, error) {
+	if err := jsonstrict.Check(line); err != nil && !errors.Is(err, jsonstrict.ErrSyntax) {
+		return nil, jsonInputError(err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.UseNumber()
 	tok, err := dec.Token()

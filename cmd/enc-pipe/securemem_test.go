@@ -61,7 +61,8 @@ func TestSecureMemoryPKey(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, "p.ep")); err == nil {
 			t.Error("a failed encrypt left its output")
 		}
-		t.Skipf("memory protection keys are not available: %v", avail)
+		t.Logf("memory protection keys are not available (%v): checked the refusal", avail)
+		return
 	}
 	if code != 0 {
 		t.Fatalf("encrypt --secure-memory pkey: exit %d: %s", code, stderr)

@@ -6,9 +6,11 @@
 //		envelopetest.TestMetastore(t, func(t *testing.T) envelope.Metastore { return memstore.New() })
 //	}
 //
-// The suites use only the standard library, so they can run against
-// backends in any module. Key ids are random per run, so a backend backed
-// by a shared server (a real database table) may be reused between runs.
+// The suites use only the standard library (and this module's testenv,
+// for skips), so they can run against backends in any module. A store
+// that lacks an optional interface (Revoker, Lister, Deleter) skips its
+// checks. Key ids are random per run, so a backend backed by a shared
+// server (a real database table) may be reused between runs.
 package envelopetest
 
 import (
@@ -23,6 +25,7 @@ import (
 	"time"
 
 	"github.com/enc-pipe/enc-pipe/envelope"
+	"github.com/enc-pipe/enc-pipe/internal/testenv"
 )
 
 // TestMetastore runs the Metastore conformance suite. newStore returns the
@@ -327,7 +330,7 @@ func testCanceled(t *testing.T, s envelope.Metastore, base int64) {
 func testRevoker(t *testing.T, s envelope.Metastore, base int64) {
 	r, ok := s.(envelope.Revoker)
 	if !ok {
-		t.Skip("store does not implement envelope.Revoker")
+		testenv.NotApplicable(t, "store does not implement envelope.Revoker")
 	}
 	ctx := context.Background()
 	id := uniqueID("IK", "revoke")
@@ -360,7 +363,7 @@ func testRevoker(t *testing.T, s envelope.Metastore, base int64) {
 func testLister(t *testing.T, s envelope.Metastore, base int64) {
 	l, ok := s.(envelope.Lister)
 	if !ok {
-		t.Skip("store does not implement envelope.Lister")
+		testenv.NotApplicable(t, "store does not implement envelope.Lister")
 	}
 	ctx := context.Background()
 	// "_" and "%" must not act as wildcards: prefix "_IK_p_q" must not
@@ -401,7 +404,7 @@ func testLister(t *testing.T, s envelope.Metastore, base int64) {
 func testDeleter(t *testing.T, s envelope.Metastore, base int64) {
 	d, ok := s.(envelope.Deleter)
 	if !ok {
-		t.Skip("store does not implement envelope.Deleter")
+		testenv.NotApplicable(t, "store does not implement envelope.Deleter")
 	}
 	ctx := context.Background()
 	id := uniqueID("IK", "delete")

@@ -8,6 +8,11 @@
 //
 // The servers are started by .ci/services.sh, which prints the variables
 // to export (make test does this for you).
+//
+// No test calls t.Skip itself (TestEverySkipGoesThroughTestenv checks the
+// whole repository): a CPU feature, which differs between CI machines, is
+// branched on with CPUHas, and a test that a run leaves out on purpose
+// (-short, the race detector) says so with NotApplicable.
 package testenv
 
 import (

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+	_ "time/tzdata" // Asia/Tokyo without a system zone database
 
 	"github.com/enc-pipe/enc-pipe/envelope"
 	"github.com/enc-pipe/enc-pipe/envelope/envelopetest"
@@ -39,7 +40,7 @@ func TestSQLiteCreatedIsUTCText(t *testing.T) {
 	ctx := context.Background()
 	tokyo, err := time.LoadLocation("Asia/Tokyo")
 	if err != nil {
-		t.Skip("no time zone database:", err)
+		t.Fatal(err) // time/tzdata is linked in: the zone is always there
 	}
 	a, err := sqlstore.New(db, sqlstore.WithDialect(sqlstore.SQLite), sqlstore.WithLocation(tokyo))
 	if err != nil {
