@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -28,10 +27,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/enc-pipe/enc-pipe/internal/s3retry"
 	"github.com/enc-pipe/enc-pipe/sources"
 )
 
@@ -480,21 +479,7 @@ func (obj *Object) get(pos, end int64) (io.ReadCloser, error) {
 	return out.Body, nil
 }
 
-func (obj *Object) sleep(attempt int) error {
-	d := obj.o.backoff << min(attempt, 6)
-	d = min(d, 5*time.Second)
-	if d > 0 {
-		d = d/2 + rand.N(d/2+1)
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-obj.ctx.Done():
-		return context.Cause(obj.ctx)
-	}
-}
+func (obj *Object) sleep(attempt int) error { return s3retry.Sleep(obj.ctx, obj.o.backoff, attempt) }
 
 func (obj *Object) wrap(what string, err error) error {
 	if err == nil {
@@ -510,28 +495,9 @@ func (obj *Object) wrap(what string, err error) error {
 	return fmt.Errorf("s3source: %s %s: %w", what, obj.Name(), err)
 }
 
-// retryable reports whether a failed request or read may succeed if sent
-// again: not after cancellation, a changed object, or a 4xx answer other
-// than 408 and 429.
-func retryable(ctx context.Context, err error) bool {
-	if ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, ErrChanged) {
-		return false
-	}
-	if code := statusCode(err); code >= 400 && code < 500 && code != http.StatusRequestTimeout && code != http.StatusTooManyRequests {
-		return false
-	}
-	return true
-}
+func retryable(ctx context.Context, err error) bool { return s3retry.Retryable(ctx, err, ErrChanged) }
 
-// statusCode returns the HTTP status of a failed request, or 0.
-func statusCode(err error) int {
-	var re *awshttp.ResponseError
-	if errors.As(err, &re) {
-		return re.HTTPStatusCode()
-	}
-	return 0
-}
+func statusCode(err error) int { return s3retry.StatusCode(err) }
 
 // parseContentRange parses "bytes START-LAST/TOTAL".
 func parseContentRange(s string) (start, last, total int64, err error) {
