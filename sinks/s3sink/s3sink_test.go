@@ -63,8 +63,12 @@ type tracker struct {
 	started, ended []string
 }
 
-func (t *tracker) Started(b, k, id string) { t.mu.Lock(); t.started = append(t.started, id); t.mu.Unlock() }
-func (t *tracker) Ended(b, k, id string)   { t.mu.Lock(); t.ended = append(t.ended, id); t.mu.Unlock() }
+func (t *tracker) Started(b, k, id string) {
+	t.mu.Lock()
+	t.started = append(t.started, id)
+	t.mu.Unlock()
+}
+func (t *tracker) Ended(b, k, id string) { t.mu.Lock(); t.ended = append(t.ended, id); t.mu.Unlock() }
 
 func newClient(t *testing.T) (*s3.Client, string) {
 	c := s3test.Client(t, s3test.Endpoint(t))
