@@ -19,6 +19,7 @@ type Proxy struct {
 
 	cutAfter atomic.Int64 // > 0: cut the first connection that has sent more response bytes
 	cuts     atomic.Int64
+	received atomic.Int64 // response bytes passed on, headers included
 	wg       sync.WaitGroup
 }
 
@@ -41,6 +42,10 @@ func NewProxy(t testing.TB, target string) *Proxy {
 // sent more than n bytes is closed at once, in both directions. It fires
 // once; arm it again for another cut.
 func (p *Proxy) CutAfter(n int64) { p.cutAfter.Store(n) }
+
+// Received returns how many response bytes (HTTP headers included) the
+// proxy has passed on to its clients.
+func (p *Proxy) Received() int64 { return p.received.Load() }
 
 // Cuts returns how many connections the proxy has cut.
 func (p *Proxy) Cuts() int64 { return p.cuts.Load() }
@@ -75,6 +80,7 @@ func (p *Proxy) handle(c net.Conn) {
 		if n > 0 {
 			if lim := p.cutAfter.Load(); lim > 0 && sent+int64(n) > lim && p.cutAfter.CompareAndSwap(lim, 0) {
 				c.Write(buf[:lim-sent])
+				p.received.Add(lim - sent)
 				p.cuts.Add(1)
 				if tc, ok := c.(*net.TCPConn); ok {
 					tc.SetLinger(0) // a reset, as a failing network gives
@@ -82,6 +88,7 @@ func (p *Proxy) handle(c net.Conn) {
 				return
 			}
 			sent += int64(n)
+			p.received.Add(int64(n))
 			if _, err := c.Write(buf[:n]); err != nil {
 				return
 			}

@@ -146,6 +146,7 @@ type Writer struct {
 	uploadID string
 	written  int64
 	free     chan *[]byte // buffers handed back by finished parts
+	slots    chan struct{} // one per part in flight
 	nalloc   int
 	wg       sync.WaitGroup // parts in flight
 
@@ -184,7 +185,8 @@ func New(ctx context.Context, api API, bucket, key string, opts ...Option) (*Wri
 		return nil, fmt.Errorf("%w: empty bucket or key", ErrInvalidOption)
 	}
 	w := &Writer{api: api, bucket: bucket, key: key, o: o, nextPart: 1,
-		cleanupCtx: context.WithoutCancel(ctx), free: make(chan *[]byte, o.concurrency+1)}
+		cleanupCtx: context.WithoutCancel(ctx), free: make(chan *[]byte, o.concurrency+1),
+		slots: make(chan struct{}, o.concurrency)}
 	w.ctx, w.cancel = context.WithCancelCause(ctx)
 	return w, nil
 }
@@ -207,6 +209,10 @@ func (w *Writer) Align(extra int64) error {
 		return fmt.Errorf("%w: Align(%d) after the first part or out of range", ErrInvalidOption, extra)
 	}
 	w.extra = extra
+	if w.buf != nil && int64(cap(*w.buf)) < w.partTarget() {
+		b := append(make([]byte, 0, w.partTarget()), *w.buf...)
+		w.buf = &b
+	}
 	return nil
 }
 
@@ -285,12 +291,18 @@ func (w *Writer) sendPart() error {
 			return err
 		}
 	}
+	select {
+	case w.slots <- struct{}{}:
+	case <-w.ctx.Done():
+		return w.stopErr()
+	}
 	buf, num := w.buf, w.nextPart
 	w.buf = nil
 	w.nextPart++
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
+		defer func() { <-w.slots }()
 		err := w.uploadPart(num, *buf)
 		*buf = (*buf)[:0]
 		w.free <- buf
