@@ -145,7 +145,7 @@ type Writer struct {
 	nextPart int32   // number of the next part to cut
 	uploadID string
 	written  int64
-	free     chan *[]byte // buffers handed back by finished parts
+	free     chan *[]byte  // buffers handed back by finished parts
 	slots    chan struct{} // one per part in flight
 	nalloc   int
 	wg       sync.WaitGroup // parts in flight
