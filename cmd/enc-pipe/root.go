@@ -98,6 +98,7 @@ func (a *app) newRootCommand() *cobra.Command {
 		a.newKeysCommand(),
 		a.newInitCommand(),
 		a.newVersionCommand(),
+		a.newGuardCommand(), // s3guard.go
 	)
 	a.markStartedInRunE(root)
 	return root

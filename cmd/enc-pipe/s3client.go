@@ -29,6 +29,7 @@ type s3Settings struct {
 	encrypting bool            // the command writes ciphertext
 	chunkSize  int             // plaintext chunk size of ciphertext outputs
 	t          transferFlags
+	guard      *uploadGuard // guarded by app.mu
 
 	once   sync.Once
 	client *s3.Client

@@ -173,7 +173,8 @@ func (a *app) openS3Output(loc location.Location, in *input) (*s3Output, error) 
 	if err != nil {
 		return nil, err
 	}
-	opts := []s3sink.Option{s3sink.WithPartSize(a.partSize(in.size())), s3sink.WithConcurrency(a.s3.t.concurrency)}
+	opts := []s3sink.Option{s3sink.WithPartSize(a.partSize(in.size())), s3sink.WithConcurrency(a.s3.t.concurrency),
+		s3sink.WithTracker(a.uploadTracker())}
 	if a.s3.encrypting {
 		opts = append(opts, s3sink.WithMetadata(a.ciphertextMetadata()))
 	}

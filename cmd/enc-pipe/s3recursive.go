@@ -139,7 +139,8 @@ func (a *app) store(ctx context.Context, name, what string) (transfer.Store, err
 			Track:         a.track}
 		if what == "output" {
 			s.SinkOptions = func(src transfer.Entry) []s3sink.Option {
-				return []s3sink.Option{s3sink.WithPartSize(a.partSize(src.Size)), s3sink.WithConcurrency(a.s3.t.concurrency)}
+				return []s3sink.Option{s3sink.WithPartSize(a.partSize(src.Size)), s3sink.WithConcurrency(a.s3.t.concurrency),
+					s3sink.WithTracker(a.uploadTracker())}
 			}
 			if a.s3.encrypting {
 				s.Metadata = func(transfer.Entry) map[string]string { return a.ciphertextMetadata() }
