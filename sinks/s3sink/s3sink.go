@@ -319,9 +319,14 @@ func (w *Writer) create() error {
 	if w.o.contentType != "" {
 		in.ContentType = &w.o.contentType
 	}
+	// Once sent, the request is not cancelled: the server may create the
+	// upload whatever happens to the connection, and only its id lets
+	// the upload be aborted.
+	ctx, cancel := context.WithTimeout(w.cleanupCtx, 2*time.Minute)
+	defer cancel()
 	var out *s3.CreateMultipartUploadOutput
 	err := w.retry(func() (err error) {
-		out, err = w.api.CreateMultipartUpload(w.ctx, in)
+		out, err = w.api.CreateMultipartUpload(ctx, in)
 		return err
 	})
 	if err != nil {
@@ -330,6 +335,9 @@ func (w *Writer) create() error {
 	w.uploadID = aws.ToString(out.UploadId)
 	if w.o.tracker != nil {
 		w.o.tracker.Started(w.bucket, w.key, w.uploadID)
+	}
+	if w.ctx.Err() != nil {
+		return w.stopErr()
 	}
 	return nil
 }
@@ -459,8 +467,12 @@ func (w *Writer) complete() error {
 	slices.SortFunc(parts, func(a, b types.CompletedPart) int { return int(*a.PartNumber - *b.PartNumber) })
 	in := &s3.CompleteMultipartUploadInput{Bucket: &w.bucket, Key: &w.key, UploadId: &w.uploadID,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}}
+	// Complete is not cancelled once sent either: the object then either
+	// appears whole or not at all, and the outcome is known.
+	ctx, cancel := context.WithTimeout(w.cleanupCtx, 10*time.Minute)
+	defer cancel()
 	err := w.retry(func() error {
-		_, err := w.api.CompleteMultipartUpload(w.ctx, in)
+		_, err := w.api.CompleteMultipartUpload(ctx, in)
 		return err
 	})
 	if err != nil {

@@ -30,6 +30,21 @@ type faulty struct {
 	inFlight   atomic.Int32
 	maxFlight  atomic.Int32
 	partsTried atomic.Int32
+	onCreate   func() // runs after the server has created the upload
+}
+
+// CreateMultipartUpload creates the upload, runs onCreate, and then fails
+// if ctx was cancelled meanwhile, as the SDK does when a cancellation
+// lands while the response is read.
+func (f *faulty) CreateMultipartUpload(ctx context.Context, in *s3.CreateMultipartUploadInput, opts ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error) {
+	out, err := f.Client.CreateMultipartUpload(context.WithoutCancel(ctx), in, opts...)
+	if f.onCreate != nil {
+		f.onCreate()
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return out, err
 }
 
 var errInjected = errors.New("injected failure: connection reset by peer")
@@ -249,5 +264,32 @@ func TestCloseWithErrorInterruptsABlockedWriteAndAborts(t *testing.T) {
 	}
 	if m := f.maxFlight.Load(); m != 1 {
 		t.Errorf("%d parts in flight with concurrency 1", m)
+	}
+}
+
+// TestAbortDuringCreateStillAbortsTheUpload interrupts the writer while
+// CreateMultipartUpload is in flight, after the server created the upload:
+// the writer must still learn the upload's id and abort it.
+func TestAbortDuringCreateStillAbortsTheUpload(t *testing.T) {
+	c, bucket := newClient(t)
+	f := &faulty{Client: c}
+	w, err := s3sink.New(context.Background(), f, bucket, "obj", s3sink.WithPartSize(s3sink.MinPartSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cause := errors.New("interrupted by SIGINT")
+	aborted := make(chan error, 1)
+	f.onCreate = func() {
+		go func() { aborted <- w.CloseWithError(cause) }()
+		time.Sleep(100 * time.Millisecond) // CloseWithError cancels, then waits for Write
+	}
+	if err := writeInSteps(w, s3test.Random(6, 2*s3sink.MinPartSize)); !errors.Is(err, cause) {
+		t.Errorf("Write: %v, want the abort cause", err)
+	}
+	if err := <-aborted; err != nil {
+		t.Fatal(err)
+	}
+	if u := s3test.Uploads(t, c, bucket, ""); len(u) != 0 {
+		t.Errorf("%d incomplete uploads left by an abort during CreateMultipartUpload", len(u))
 	}
 }
