@@ -23,9 +23,9 @@ type DirStore struct {
 	Root string
 	// FileOptions are passed to sinks.CreateFile.
 	FileOptions []sinks.FileOption
-	// Track, if set, is given every sink that Create returns (so that an
-	// interruption can abort it).
-	Track func(sinks.Sink)
+	// Track, if set, is given every sink that Create returns, with the
+	// object's name (so that an interruption can abort it).
+	Track func(name string, s sinks.Sink)
 }
 
 var _ Store = (*DirStore)(nil)
@@ -101,7 +101,7 @@ func (d *DirStore) Create(_ context.Context, name string, src Entry) (sinks.Sink
 	}
 	s := &stampedFile{File: f, mod: src}
 	if d.Track != nil {
-		d.Track(s)
+		d.Track(name, s)
 	}
 	return s, nil
 }

@@ -46,8 +46,9 @@ type S3Store struct {
 	// Metadata, if set, returns the user metadata of the object written
 	// from src.
 	Metadata func(src Entry) map[string]string
-	// Track, if set, is given every sink that Create returns.
-	Track func(sinks.Sink)
+	// Track, if set, is given every sink that Create returns, with the
+	// object's name.
+	Track func(name string, s sinks.Sink)
 }
 
 var _ Store = (*S3Store)(nil)
@@ -105,7 +106,7 @@ func (s *S3Store) Create(ctx context.Context, name string, src Entry) (sinks.Sin
 		return nil, err
 	}
 	if s.Track != nil {
-		s.Track(w)
+		s.Track(name, w)
 	}
 	return w, nil
 }

@@ -30,6 +30,7 @@ type s3Settings struct {
 	chunkSize  int             // plaintext chunk size of ciphertext outputs
 	t          transferFlags
 	guard      *uploadGuard // guarded by app.mu
+	reserved   int64        // memory reserved for part buffers; guarded by app.mu
 
 	once   sync.Once
 	client *s3.Client

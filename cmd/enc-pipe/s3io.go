@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"path"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -178,10 +179,12 @@ func (a *app) openS3Output(loc location.Location, in *input) (*s3Output, error) 
 	if a.s3.encrypting {
 		opts = append(opts, s3sink.WithMetadata(a.ciphertextMetadata()))
 	}
+	ps := a.partSize(in.size())
 	w, err := s3sink.New(ctx, client, loc.Bucket, key, opts...)
 	if err != nil {
 		return nil, usageErrorf("output %s: %v", loc, err)
 	}
+	a.reserveMemory(int64(a.s3.t.concurrency+1) * ps)
 	out := &s3Output{Writer: w, align: a.s3.encrypting}
 	a.track(out)
 	return out, nil
@@ -247,3 +250,23 @@ type s3RangeTagger struct{ *s3source.Object }
 func (t s3RangeTagger) ReadAt(p []byte, off int64) (int, error) {
 	return readerAtTagger{t.Object}.ReadAt(p, off)
 }
+
+// reserveMemory raises the Go runtime's soft memory limit by n bytes for
+// part buffers, unless GOMEMLIMIT is set. The limit is the part buffers
+// plus s3MemoryBase for everything else: without it the heap may grow to
+// twice the buffers between two collections, so the peak would depend on
+// how long the run is; with it, collections come as the limit nears
+// (cheap here: the buffers hold no pointers).
+func (a *app) reserveMemory(n int64) {
+	if a.getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.s3.reserved += n
+	debug.SetMemoryLimit(s3MemoryBase + a.s3.reserved)
+}
+
+// s3MemoryBase is the memory allowed besides the part buffers: the stream
+// pipeline (about 1 MiB + 4 chunks per worker), the SDK, the runtime.
+const s3MemoryBase = 24 << 20

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/spf13/cobra"
 
@@ -39,11 +40,15 @@ func (a *app) runRecursive(cmd *cobra.Command, args []string) error {
 	if f := cmd.Flags().Lookup("range"); f != nil && f.Changed {
 		return usageErrorf("--range cannot be used with --recursive")
 	}
-	src, err := a.store(ctx, inName, "input")
+	// The outputs in flight, aborted together on an interruption: one
+	// entry in the app's list however many objects the run writes.
+	live := &sinkSet{live: map[string]sinks.Sink{}}
+	a.track(live)
+	src, err := a.store(ctx, inName, "input", live)
 	if err != nil {
 		return err
 	}
-	dst, err := a.store(ctx, outName, "output")
+	dst, err := a.store(ctx, outName, "output", live)
 	if err != nil {
 		return err
 	}
@@ -94,6 +99,7 @@ func (a *app) runRecursive(cmd *cobra.Command, args []string) error {
 
 	r := &transfer.Runner{Src: src, Dst: dst, Job: job, Jobs: a.s3.t.jobs, Force: a.s3.t.force,
 		Report: func(e transfer.Entry, s transfer.Status, err error) {
+			live.remove(e.Name)
 			if s == transfer.Failed && ctx.Err() == nil {
 				a.warnf("%s: %v", src.Location(e.Name), err)
 			}
@@ -119,7 +125,7 @@ func (a *app) runRecursive(cmd *cobra.Command, args []string) error {
 
 // store opens the root of a recursive run: an S3 prefix (a trailing "/" is
 // implied) or an existing local directory (created for an output).
-func (a *app) store(ctx context.Context, name, what string) (transfer.Store, error) {
+func (a *app) store(ctx context.Context, name, what string, live *sinkSet) (transfer.Store, error) {
 	loc, err := location.Parse(name)
 	if err != nil {
 		return nil, usageErrorf("%s: %v", what, err)
@@ -136,8 +142,9 @@ func (a *app) store(ctx context.Context, name, what string) (transfer.Store, err
 		}
 		s := &transfer.S3Store{Client: client, Bucket: loc.Bucket, Prefix: prefix,
 			SourceOptions: []s3source.Option{s3source.WithPrefetch(s3Prefetch)},
-			Track:         a.track}
+			Track:         live.add}
 		if what == "output" {
+			a.reserveMemory(int64(a.s3.t.jobs) * int64(a.s3.t.concurrency+1) * a.partSize(-1))
 			s.SinkOptions = func(src transfer.Entry) []s3sink.Option {
 				return []s3sink.Option{s3sink.WithPartSize(a.partSize(src.Size)), s3sink.WithConcurrency(a.s3.t.concurrency),
 					s3sink.WithTracker(a.uploadTracker())}
@@ -163,7 +170,7 @@ func (a *app) store(ctx context.Context, name, what string) (transfer.Store, err
 		if !a.s3.encrypting {
 			perm = append(perm, sinks.WithPerm(0o600)) // plaintext
 		}
-		return &transfer.DirStore{Root: loc.Path, Track: a.track, FileOptions: perm}, nil
+		return &transfer.DirStore{Root: loc.Path, Track: live.add, FileOptions: perm}, nil
 	}
 	return nil, usageErrorf("--recursive %s must be an S3 prefix or a directory, not %s", what, name)
 }
@@ -194,4 +201,48 @@ func (a *app) recursiveDecryptOptions(cmd *cobra.Command) ([]encpipe.ReadOption,
 		ropts = append(ropts, encpipe.AllowPartitions(a.g.partition))
 	}
 	return ropts, nil
+}
+
+// sinkSet is the outputs of a recursive run that are still open. As a
+// sinks.Sink it only aborts: CloseWithError aborts every output in it.
+type sinkSet struct {
+	mu      sync.Mutex
+	live    map[string]sinks.Sink
+	aborted error
+}
+
+func (s *sinkSet) add(name string, out sinks.Sink) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.aborted != nil {
+		out.CloseWithError(s.aborted)
+		return
+	}
+	s.live[name] = out
+}
+
+func (s *sinkSet) remove(name string) {
+	s.mu.Lock()
+	delete(s.live, name)
+	s.mu.Unlock()
+}
+
+func (s *sinkSet) Write([]byte) (int, error) { return 0, sinks.ErrClosed }
+func (s *sinkSet) Close() error              { return nil }
+func (s *sinkSet) Name() string              { return "the outputs of a recursive run" }
+
+func (s *sinkSet) CloseWithError(cause error) error {
+	if cause == nil {
+		cause = sinks.ErrAborted
+	}
+	s.mu.Lock()
+	s.aborted = cause
+	live := s.live
+	s.live = map[string]sinks.Sink{}
+	s.mu.Unlock()
+	var errs []error
+	for _, out := range live {
+		errs = append(errs, out.CloseWithError(cause))
+	}
+	return errors.Join(errs...)
 }
