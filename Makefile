@@ -16,7 +16,7 @@ STATICCHECK_VERSION ?= v0.8.2
 export CGO_ENABLED ?= 1
 
 # Packages that start goroutines or share state between them: run under -race.
-RACE_PKGS := ./securebuf/... ./envelope/... ./stream/... ./sinks/... ./sources/... .
+RACE_PKGS := ./securebuf/... ./envelope/... ./stream/... ./sinks/... ./sources/... ./transfer/... .
 
 # The core: no AWS, no Kafka, no testify in their non-test import graphs.
 CORE_PKGS := ./securebuf/... ./stream/... ./envelope ./envelope/internal/... \
