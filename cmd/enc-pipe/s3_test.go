@@ -439,3 +439,22 @@ func TestS3RecursiveRoundTripAndResume(t *testing.T) {
 		t.Errorf("directory rerun: %v: %s", err, out)
 	}
 }
+
+// TestS3MissingObjectIsAnIOError: a missing object or bucket is exit code 5
+// with one line that says so, and no output appears.
+func TestS3MissingObjectIsAnIOError(t *testing.T) {
+	e := newS3Env(t)
+	for _, in := range []string{e.url("missing.ep"), "s3://ep-no-such-bucket-" + e.bucket[len(e.bucket)-12:] + "/k"} {
+		out := filepath.Join(e.dir, "out")
+		cmd := e.cmd("decrypt", in, out)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		code := exitCodeOf(t, cmd.Run())
+		if code != 5 || strings.Count(stderr.String(), "\n") != 1 || !strings.Contains(stderr.String(), "no such object") {
+			t.Errorf("decrypt %s: exit %d, stderr %q; want 5 and one line", in, code, stderr.String())
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Errorf("decrypt %s left an output", in)
+		}
+	}
+}

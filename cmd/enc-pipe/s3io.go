@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/url"
@@ -137,6 +138,9 @@ func (a *app) openS3Input(ctx context.Context, loc location.Location) (*input, e
 		return nil, err
 	}
 	obj, err := s3source.Open(ctx, client, loc.Bucket, loc.Key, s3source.WithPrefetch(s3Prefetch))
+	if errors.Is(err, s3source.ErrNotFound) {
+		return nil, &cliError{code: exitIO, msg: fmt.Sprintf("cannot open input %s: no such object (or bucket)", loc), err: err, terse: true}
+	}
 	if err != nil {
 		return nil, ioError(err, "cannot open input")
 	}

@@ -109,9 +109,10 @@ type Object struct {
 	prefix []byte // the first bytes, fetched by Open
 	o      options
 
-	mu     sync.Mutex // guards stream and closed
+	mu     sync.Mutex // guards stream, pos, err and closed
 	stream *cursor    // Read's cursor, opened on first use
 	pos    int64      // Read's position
+	err    error      // Read's sticky error
 	closed bool
 
 	wmu sync.Mutex
@@ -251,6 +252,9 @@ func (obj *Object) Read(p []byte) (int, error) {
 	if obj.closed {
 		return 0, fmt.Errorf("s3source: read of closed object %s", obj.Name())
 	}
+	if obj.err != nil {
+		return 0, obj.err
+	}
 	if len(p) == 0 {
 		return 0, nil
 	}
@@ -267,6 +271,11 @@ func (obj *Object) Read(p []byte) (int, error) {
 	}
 	n, err := obj.stream.read(p)
 	obj.pos += int64(n)
+	if err != nil && err != io.EOF {
+		obj.stream.close()
+		obj.err = obj.wrap(fmt.Sprintf("read at %d", obj.pos), err)
+		return n, obj.err
+	}
 	return n, err
 }
 
