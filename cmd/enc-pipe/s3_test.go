@@ -458,3 +458,17 @@ func TestS3MissingObjectIsAnIOError(t *testing.T) {
 		}
 	}
 }
+
+// TestS3RecordsUseS3Too: the records commands take S3 inputs and outputs
+// through the same openInput and openOutput.
+func TestS3RecordsUseS3Too(t *testing.T) {
+	e := newS3Env(t)
+	lines := []byte("{\"a\":1}\n{\"b\":[2,3]}\n")
+	enc := e.cmd("records", "encrypt", "-", e.url("r.drr"))
+	enc.Stdin = bytes.NewReader(lines)
+	mustRun(t, enc)
+	got, err := e.cmd("records", "decrypt", e.url("r.drr")).Output()
+	if err != nil || !bytes.Equal(got, lines) {
+		t.Fatalf("records through S3: %q, %v", got, err)
+	}
+}

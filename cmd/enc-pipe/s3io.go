@@ -109,7 +109,10 @@ func (a *app) checkTransferFlags(c *cobra.Command) error {
 // that after the first part (which also holds the header) every part holds
 // whole chunks.
 func (a *app) partSize(expected int64) int64 {
-	ps, _ := parseSize(a.s3.t.partSize)
+	ps, err := parseSize(a.s3.t.partSize)
+	if err != nil || ps <= 0 {
+		ps = s3sink.DefaultPartSize // commands without --part-size (records)
+	}
 	unit := int64(1)
 	if a.s3.encrypting && a.s3.chunkSize > 0 {
 		unit = int64(a.s3.chunkSize) + stream.TagSize
@@ -120,10 +123,8 @@ func (a *app) partSize(expected int64) int64 {
 	if expected > 0 {
 		ps = max(ps, (expected+s3sink.MaxParts-2)/(s3sink.MaxParts-1))
 	}
+	ps = max(ps, s3sink.MinPartSize)
 	ps = (ps + unit - 1) / unit * unit
-	for ps < s3sink.MinPartSize {
-		ps += unit
-	}
 	return min(ps, s3sink.MaxPartSize/unit*unit)
 }
 
@@ -178,7 +179,11 @@ func (a *app) openS3Output(loc location.Location, in *input) (*s3Output, error) 
 	if err != nil {
 		return nil, err
 	}
-	opts := []s3sink.Option{s3sink.WithPartSize(a.partSize(in.size())), s3sink.WithConcurrency(a.s3.t.concurrency),
+	conc := a.s3.t.concurrency
+	if conc < 1 {
+		conc = s3sink.DefaultConcurrency // commands without --s3-concurrency (records)
+	}
+	opts := []s3sink.Option{s3sink.WithPartSize(a.partSize(in.size())), s3sink.WithConcurrency(conc),
 		s3sink.WithTracker(a.uploadTracker())}
 	if a.s3.encrypting {
 		opts = append(opts, s3sink.WithMetadata(a.ciphertextMetadata()))
@@ -188,7 +193,7 @@ func (a *app) openS3Output(loc location.Location, in *input) (*s3Output, error) 
 	if err != nil {
 		return nil, usageErrorf("output %s: %v", loc, err)
 	}
-	a.reserveMemory(int64(a.s3.t.concurrency+1) * ps)
+	a.reserveMemory(int64(conc+1) * ps)
 	out := &s3Output{Writer: w, align: a.s3.encrypting}
 	a.track(out)
 	return out, nil
