@@ -21,7 +21,11 @@
 //
 // The package moves bytes and knows nothing about encryption. It uses the
 // caller's S3 client through the narrow [API] interface, which
-// *s3.Client satisfies.
+// *s3.Client satisfies. It does not build on the SDK's feature/s3/manager
+// (deprecated) nor on feature/s3/transfermanager (v0.x): neither lets the
+// first part be longer than the others (Align), reports uploads as they
+// start (Tracker), or keeps CreateMultipartUpload and Complete from being
+// cancelled half-way, which is what makes an abort reliable.
 package s3sink
 
 import (
