@@ -472,3 +472,30 @@ func TestS3RecordsUseS3Too(t *testing.T) {
 		t.Fatalf("records through S3: %q, %v", got, err)
 	}
 }
+
+// TestS3FailingPartsAbortTheUpload sends an encryption through a proxy
+// that cuts every connection carrying a part: after the retries the run
+// fails with exit 5, and neither an object nor an upload is left.
+func TestS3FailingPartsAbortTheUpload(t *testing.T) {
+	e := newS3Env(t)
+	u, _ := url.Parse(e.endpoint)
+	px := s3test.NewProxy(t, u.Host)
+	px.FailRequestsOver(1 << 20)
+	src := filepath.Join(e.dir, "src")
+	os.WriteFile(src, s3test.Random(8, 11<<20), 0o644)
+	cmd := e.cmd("@"+px.URL, "encrypt", "--part-size", "5MiB", src, e.url("f.ep"))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if code := exitCodeOf(t, cmd.Run()); code != 5 || strings.Count(stderr.String(), "\n") != 1 {
+		t.Errorf("exit %d, stderr %q: want 5 and one line", code, stderr.String())
+	}
+	if px.Cuts() == 0 {
+		t.Error("no part was cut")
+	}
+	if s3test.Exists(t, e.client, e.bucket, "f.ep") {
+		t.Error("a failed upload left an object")
+	}
+	if n := len(s3test.Uploads(t, e.client, e.bucket, "")); n != 0 {
+		t.Errorf("%d incomplete uploads left", n)
+	}
+}

@@ -1,7 +1,6 @@
 package s3test
 
 import (
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -20,6 +19,7 @@ type Proxy struct {
 	cutAfter atomic.Int64 // > 0: cut the first connection that has sent more response bytes
 	cuts     atomic.Int64
 	received atomic.Int64 // response bytes passed on, headers included
+	maxSent  atomic.Int64 // > 0: cut every connection that sends more request bytes
 	wg       sync.WaitGroup
 }
 
@@ -42,6 +42,12 @@ func NewProxy(t testing.TB, target string) *Proxy {
 // sent more than n bytes is closed at once, in both directions. It fires
 // once; arm it again for another cut.
 func (p *Proxy) CutAfter(n int64) { p.cutAfter.Store(n) }
+
+// FailRequestsOver makes the proxy cut, from now on, every connection over
+// which the client has sent more than n bytes (n <= 0 turns it off): large
+// uploads (UploadPart, PutObject) then always fail while small requests
+// (CreateMultipartUpload, AbortMultipartUpload, GET) go through.
+func (p *Proxy) FailRequestsOver(n int64) { p.maxSent.Store(n) }
 
 // Received returns how many response bytes (HTTP headers included) the
 // proxy has passed on to its clients.
@@ -68,8 +74,27 @@ func (p *Proxy) handle(c net.Conn) {
 		return
 	}
 	go func() {
-		io.Copy(u, c)
-		u.(*net.TCPConn).CloseWrite()
+		buf := make([]byte, 32<<10)
+		var sent int64
+		for {
+			n, err := c.Read(buf)
+			if n > 0 {
+				sent += int64(n)
+				if lim := p.maxSent.Load(); lim > 0 && sent > lim {
+					p.cuts.Add(1)
+					c.Close()
+					u.Close()
+					return
+				}
+				if _, err := u.Write(buf[:n]); err != nil {
+					return
+				}
+			}
+			if err != nil {
+				u.(*net.TCPConn).CloseWrite()
+				return
+			}
+		}
 	}()
 	defer c.Close()
 	defer u.Close()
