@@ -26,7 +26,7 @@ MODULES := . bench tools/testservers
 export CGO_ENABLED ?= 1
 
 # Packages that start goroutines or share state between them: run under -race.
-RACE_PKGS := ./securebuf/... ./envelope/... ./stream/... ./sinks/... ./sources/... ./records/... .
+RACE_PKGS := ./securebuf/... ./envelope/... ./stream/... ./sinks/... ./sources/... ./records/... ./transfer/... .
 
 # The core: no AWS, no Kafka, no testify in their non-test import graphs.
 CORE_PKGS := ./securebuf/... ./stream/... ./envelope ./envelope/internal/... \

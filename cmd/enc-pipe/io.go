@@ -43,7 +43,7 @@ func resolveIO(args []string, inFlag, outFlag string) (in, out string, err error
 		if err != nil {
 			return "", "", usageErrorf("%s: %v", c.what, err)
 		}
-		if loc.Kind != location.Stdio && loc.Kind != location.File {
+		if loc.Kind != location.Stdio && loc.Kind != location.File && loc.Kind != location.S3 {
 			return "", "", usageErrorf("%s %s: %s %ss are not built yet", c.what, c.name, loc.Kind, c.what)
 		}
 	}
@@ -105,6 +105,8 @@ func (a *app) openInput(ctx context.Context, name string) (*input, error) {
 			in.ra = f
 		}
 		return in, nil
+	case location.S3:
+		return a.openS3Input(ctx, loc) // s3io.go
 	}
 	return nil, usageErrorf("input %s: %s inputs are not built yet", name, loc.Kind)
 }
@@ -152,6 +154,8 @@ func (a *app) openOutput(name string, in *input, o outputOptions) (sinks.Sink, e
 		}
 		a.track(s)
 		return s, nil
+	case location.S3:
+		return a.openS3Output(loc, in) // s3io.go
 	}
 	return nil, usageErrorf("output %s: %s outputs are not built yet", name, loc.Kind)
 }

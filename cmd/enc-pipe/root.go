@@ -88,6 +88,7 @@ func (a *app) newRootCommand() *cobra.Command {
 	pf.StringVar(&a.g.kms, "kms", a.getenv(config.EnvKMS), "master key: static:FILE or aws:REGION=ARN[,...][,preferred=REGION] (default static master.key in --home)")
 	pf.StringVar(&a.g.secureMemory, "secure-memory", a.envOr(config.EnvSecureMemory, config.DefaultSecureMemory),
 		"how keys in locked memory are opened for use: auto, pkey (x86 memory protection keys: one thread at a time, no system call) or mprotect (page protection)")
+	a.registerS3Flags(pf) // s3client.go
 
 	root.AddCommand(
 		a.newEncryptCommand(),
@@ -98,6 +99,7 @@ func (a *app) newRootCommand() *cobra.Command {
 		a.newKeysCommand(),
 		a.newInitCommand(),
 		a.newVersionCommand(),
+		a.newGuardCommand(), // s3guard.go
 	)
 	a.markStartedInRunE(root)
 	return root

@@ -26,7 +26,8 @@ type app struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
 
-	g globalFlags
+	g  globalFlags
+	s3 s3Settings // S3 client settings and flags (s3client.go)
 
 	mu      sync.Mutex
 	sinks   []sinks.Sink // outputs to abort on interruption

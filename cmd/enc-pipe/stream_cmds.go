@@ -11,6 +11,7 @@ import (
 
 	encpipe "github.com/enc-pipe/enc-pipe"
 	"github.com/enc-pipe/enc-pipe/envelope"
+	"github.com/enc-pipe/enc-pipe/sources/s3source"
 	"github.com/enc-pipe/enc-pipe/stream"
 )
 
@@ -62,6 +63,7 @@ written to a terminal.`,
 	fl.StringVar(&f.contentType, "content-type", "", "media type to record in the header")
 	fl.StringArrayVar(&f.meta, "meta", nil, "KEY=VALUE to record in the authenticated header (repeatable)")
 	f.progress.register(cmd)
+	a.addTransferFlags(cmd, true) // s3io.go: S3 and --recursive
 	return cmd
 }
 
@@ -248,6 +250,7 @@ refused (exit code 4); without it the partition named in the header is used.`,
 	fl.StringVar(&f.rangeSpec, "range", "", "decrypt only OFFSET:LENGTH bytes of plaintext (OFFSET: for the rest); needs a seekable, uncompressed input file")
 	fl.IntVarP(&f.workers, "workers", "w", 0, "goroutines opening chunks (0 = one per CPU)")
 	f.progress.register(cmd)
+	a.addTransferFlags(cmd, false) // s3io.go: S3 and --recursive
 	return cmd
 }
 
@@ -337,6 +340,9 @@ func (a *app) decryptStream(ctx context.Context, out io.Writer, src io.Reader, b
 }
 
 func (a *app) decryptRange(ctx context.Context, out io.Writer, in *input, be *backend, off, n int64, ropts []encpipe.ReadOption) error {
+	if obj, ok := in.Source.(*s3source.Object); ok {
+		return a.decryptS3Range(ctx, out, obj, be, off, n, ropts) // s3io.go: one GET for the chunks of the range
+	}
 	ra := readerAtTagger{in.ra}
 	if h, err := stream.ReadHeader(io.NewSectionReader(ra, 0, in.ra.Size())); err == nil && h.Compression() != stream.CodecNone {
 		return usageErrorf("--range needs an uncompressed stream: this one is compressed, so its chunks cannot be located")

@@ -1,8 +1,14 @@
 // Package location parses the names of inputs and outputs given on the
 // enc-pipe command line. It is the one place that decides what a name means:
-// "-" is standard input or output, "s3://bucket/key" an S3 object,
+// "-" is standard input or output, "s3://bucket/key" an S3 object (or,
+// with a key that is empty or ends in "/", a prefix),
 // "kafka://broker[,broker]/topic" a Kafka topic, "file:///path" or anything
 // else without a scheme a local file.
+//
+// S3 names are taken literally, as the AWS CLI takes them: the bucket is
+// what comes before the first "/" after "s3://", and the key is everything
+// after it, byte for byte. No percent-decoding is done and "?" and "#" are
+// part of the key, since S3 keys may contain them.
 package location
 
 import (
@@ -43,7 +49,11 @@ type Location struct {
 	Kind Kind
 	// Path is the file path for File locations.
 	Path string
-	// URL is the parsed URL for S3 and Kafka locations.
+	// Bucket and Key name an S3 object for S3 locations. Key is empty
+	// for "s3://bucket" and "s3://bucket/", and ends in "/" for a prefix
+	// such as "s3://bucket/2026/".
+	Bucket, Key string
+	// URL is the parsed URL for Kafka locations.
 	URL *url.URL
 	// Raw is the name as given.
 	Raw string
@@ -67,6 +77,9 @@ func Parse(s string) (Location, error) {
 		// Windows paths such as `C:\x` (no "://").
 		return Location{Kind: File, Path: s, Raw: s}, nil
 	}
+	if strings.EqualFold(scheme, "s3") {
+		return parseS3(s)
+	}
 	u, err := url.Parse(s)
 	if err != nil {
 		return Location{}, fmt.Errorf("%w: %q: %v", ErrInvalid, s, err)
@@ -80,11 +93,6 @@ func Parse(s string) (Location, error) {
 			return Location{}, fmt.Errorf("%w: %q: no path", ErrInvalid, s)
 		}
 		return Location{Kind: File, Path: u.Path, Raw: s}, nil
-	case "s3":
-		if u.Host == "" || strings.Trim(u.Path, "/") == "" {
-			return Location{}, fmt.Errorf("%w: %q: want s3://BUCKET/KEY", ErrInvalid, s)
-		}
-		return Location{Kind: S3, URL: u, Raw: s}, nil
 	case "kafka":
 		if u.Host == "" || strings.Trim(u.Path, "/") == "" {
 			return Location{}, fmt.Errorf("%w: %q: want kafka://BROKER[,BROKER...]/TOPIC", ErrInvalid, s)
@@ -92,6 +100,30 @@ func Parse(s string) (Location, error) {
 		return Location{Kind: Kafka, URL: u, Raw: s}, nil
 	}
 	return Location{}, fmt.Errorf("%w: %q: unknown scheme %q (want a path, -, file://, s3:// or kafka://)", ErrInvalid, s, scheme)
+}
+
+// parseS3 splits s3://BUCKET[/KEY] without URL decoding.
+func parseS3(s string) (Location, error) {
+	rest := s[len("s3://"):]
+	bucket, key, _ := strings.Cut(rest, "/")
+	if bucket == "" {
+		return Location{}, fmt.Errorf("%w: %q: want s3://BUCKET/KEY", ErrInvalid, s)
+	}
+	if len(bucket) > 255 || strings.IndexFunc(bucket, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_')
+	}) >= 0 {
+		return Location{}, fmt.Errorf("%w: %q: bucket name %q has characters S3 does not allow", ErrInvalid, s, bucket)
+	}
+	if len(key) > 1024 {
+		return Location{}, fmt.Errorf("%w: %q: S3 keys are at most 1024 bytes", ErrInvalid, s)
+	}
+	return Location{Kind: S3, Bucket: bucket, Key: key, Raw: s}, nil
+}
+
+// IsPrefix reports whether an S3 location names a prefix rather than an
+// object: its key is empty or ends in "/".
+func (l Location) IsPrefix() bool {
+	return l.Kind == S3 && (l.Key == "" || strings.HasSuffix(l.Key, "/"))
 }
 
 // String returns the name as given.
