@@ -41,7 +41,8 @@ test: deps-check
 	  trap '[ -n "$$KEEP_SERVICES" ] || bash .ci/services.sh stop' EXIT; \
 	  $(GO) vet ./...; \
 	  $(GO) test -count=1 -timeout 20m ./...; \
-	  $(GO) test -count=1 -timeout 20m -race $(RACE_PKGS)
+	  $(GO) test -count=1 -timeout 20m -race $(RACE_PKGS); \
+	  cd bench && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 unit:
 	$(GO) test -count=1 ./...
