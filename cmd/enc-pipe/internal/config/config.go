@@ -33,6 +33,9 @@ const (
 	EnvMetastore    = "ENC_PIPE_METASTORE"
 	EnvKMS          = "ENC_PIPE_KMS"
 	EnvSecureMemory = "ENC_PIPE_SECURE_MEMORY"
+	// EnvAllowCoreDumps, when true (1), keeps core dumps, which the
+	// command otherwise turns off.
+	EnvAllowCoreDumps = "ENC_PIPE_ALLOW_CORE_DUMPS"
 )
 
 // ErrInvalid is returned (wrapped) for settings that cannot be used; the
