@@ -19,11 +19,14 @@ import (
 const redacted = "xxxxx"
 
 // secretParam reports whether a query parameter's name suggests that its
-// value is a secret.
+// value is a secret. A bare "key" does not: messages say "KEY=VALUE".
 func secretParam(name string) bool {
 	n := strings.ToLower(name)
-	if n == "sig" {
+	switch n {
+	case "sig":
 		return true
+	case "key":
+		return false
 	}
 	for _, s := range []string{"pass", "pwd", "secret", "token", "key", "auth", "credential", "signature", "private"} {
 		if strings.Contains(n, s) {
