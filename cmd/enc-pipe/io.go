@@ -109,7 +109,11 @@ func (a *app) openInputNamed(ctx context.Context, name string) (*input, error) {
 			// from a goroutine that a cancellation can walk away from.
 			// Reads of 16 bytes or more bypass the peek buffer.
 			br := bufio.NewReaderSize(cancelableReader(ctx, r), 16)
-			in.await = func() bool { _, err := br.Peek(1); return err == nil }
+			if in.info != nil && in.info.Mode()&(fs.ModeNamedPipe|fs.ModeSocket) != 0 {
+				// Another program writes it (never a terminal, which
+				// would make a missing-keys error wait for typing).
+				in.await = func() bool { _, err := br.Peek(1); return err == nil }
+			}
 			r = br
 		}
 		in.Source = sources.NewReader(r, "standard input")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -110,22 +111,22 @@ func TestInterruptedRunLeavesNoOutput(t *testing.T) {
 			}
 			// What the slow writer sends first: for decrypt, the start of a
 			// real stream (header and some chunks); otherwise plaintext.
-			first := pseudoRandom(300000)
+			first := pseudoRandom(inFlight + 1)
 			if c.verb == "decrypt" {
 				enc := command(t, home, "encrypt", "--chunk-size", "4KiB", "--partition", "p")
-				enc.Stdin = bytes.NewReader(pseudoRandom(1 << 20))
+				enc.Stdin = bytes.NewReader(pseudoRandom(2 * inFlight))
 				ct, err := enc.Output()
 				if err != nil {
 					t.Fatal(err)
 				}
-				first = ct[:300000]
+				first = ct[:inFlight+1]
 			}
 			if c.verb == "records encrypt" {
-				first = []byte(strings.Repeat(`{"a":1}`+"\n", 1000))
+				first = []byte(strings.Repeat(`{"a":1}`+"\n", inFlight/8+1))
 			}
 			if c.verb == "records decrypt" {
 				enc := command(t, home, "records", "encrypt", "--partition", "p")
-				enc.Stdin = strings.NewReader(strings.Repeat(`{"a":1}`+"\n", 1000))
+				enc.Stdin = strings.NewReader(strings.Repeat(`{"a":1}`+"\n", inFlight/100))
 				recs, err := enc.Output()
 				if err != nil {
 					t.Fatal(err)
@@ -238,9 +239,14 @@ func runCmd(t *testing.T, cmd *exec.Cmd, stdin []byte) result {
 	return result{o.String(), e.String(), exitCodeOf(t, err)}
 }
 
-// waitForOutput waits until the process pid has its output open in dir:
-// on Linux, an open file descriptor of it leads into dir (an unnamed
-// temporary has no directory entry); elsewhere the named temporary exists.
+// waitForOutput waits until the process pid has its output open in dir,
+// after the caller has written it more input than fits in flight (the
+// pipe's buffer, 64 KiB, plus the command's read-ahead from standard input,
+// 256 KiB): the command has then read input, which it does only after
+// opening its output. Where this process may look (as root, or where the
+// command is dumpable) it also checks that an open file descriptor of the
+// command leads into dir (an unnamed temporary has no directory entry);
+// on systems without unnamed temporaries, that the named one exists.
 func waitForOutput(t *testing.T, pid int, dir string) {
 	t.Helper()
 	if runtime.GOOS != "linux" {
@@ -248,6 +254,9 @@ func waitForOutput(t *testing.T, pid int, dir string) {
 		return
 	}
 	fdDir := fmt.Sprintf("/proc/%d/fd", pid)
+	if _, err := os.ReadDir(fdDir); errors.Is(err, fs.ErrPermission) {
+		return // not dumpable, and we are not root
+	}
 	waitFor(t, "the output to be opened", func() bool {
 		ents, _ := os.ReadDir(fdDir)
 		for _, e := range ents {
@@ -258,6 +267,10 @@ func waitForOutput(t *testing.T, pid int, dir string) {
 		return false
 	})
 }
+
+// inFlight is more input than fits between a writer and the command's
+// reads (see waitForOutput).
+const inFlight = 1 << 20
 
 // SIGKILL, which no program can catch, while decrypt writes plaintext to a
 // file: on Linux the output is an unnamed file (O_TMPFILE) until it is
@@ -271,13 +284,13 @@ func TestKilledRunLeavesNoPlaintext(t *testing.T) {
 	home := filepath.Join(dir, "home")
 	mustRun(t, command(t, home, "init"))
 	enc := command(t, home, "encrypt", "--chunk-size", "4KiB")
-	enc.Stdin = bytes.NewReader(pseudoRandom(1 << 20))
+	enc.Stdin = bytes.NewReader(pseudoRandom(2 * inFlight))
 	ct, err := enc.Output()
 	if err != nil {
 		t.Fatal(err)
 	}
 	recEnc := command(t, home, "records", "encrypt")
-	recEnc.Stdin = strings.NewReader(strings.Repeat(`{"secret":"plaintext"}`+"\n", 2000))
+	recEnc.Stdin = strings.NewReader(strings.Repeat(`{"secret":"plaintext"}`+"\n", inFlight/100))
 	recs, err := recEnc.Output()
 	if err != nil {
 		t.Fatal(err)
@@ -286,7 +299,7 @@ func TestKilledRunLeavesNoPlaintext(t *testing.T) {
 		verb  string
 		first []byte
 	}{
-		{"decrypt", ct[:300000]},
+		{"decrypt", ct[:inFlight+1]},
 		{"records decrypt", recs},
 	} {
 		t.Run(c.verb, func(t *testing.T) {
