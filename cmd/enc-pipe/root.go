@@ -56,7 +56,8 @@ Settings come from flags, else from environment variables:
   --metastore      ENC_PIPE_METASTORE      sqlite://PATH | postgres://... | mysql://... | dynamodb://TABLE?region=R
   --kms            ENC_PIPE_KMS            static:FILE | aws:REGION=ARN[,REGION=ARN...][,preferred=REGION]
   --secure-memory  ENC_PIPE_SECURE_MEMORY  auto | pkey | mprotect   (default "auto")
-  --allow-core-dumps  ENC_PIPE_ALLOW_CORE_DUMPS=1  keep core dumps (off by default)
+  --allow-core-dumps
+                   ENC_PIPE_ALLOW_CORE_DUMPS=1  keep core dumps (by default they are off)
 
 ` + exitCodesHelp
 
