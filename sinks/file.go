@@ -12,24 +12,50 @@ import (
 	"sync"
 )
 
-// File is a [Sink] that writes a file atomically: bytes go to a temporary
-// file in the destination's directory, which Close fsyncs and renames over
-// the destination (replacing an existing file), then fsyncs the directory.
-// CloseWithError, or a failing Close, removes the temporary, so a failed or
-// interrupted run never leaves a partial or truncated file, and an existing
-// destination stays as it was.
+// File is a [Sink] that writes a file atomically: the bytes go to a
+// temporary file in the destination's directory, which Close fsyncs and
+// moves into place, then fsyncs the directory. CloseWithError, or a failing
+// Close, discards the temporary, so a failed or interrupted run never
+// leaves a partial or truncated file, and an existing destination stays as
+// it was.
 //
-// The temporary is named ".NAME.tmp-RANDOM" and is created with the mode
-// given by [WithPerm] (default 0666, reduced by the umask as for any new
-// file).
+// The temporary file. On Linux it is an unnamed file (O_TMPFILE) that has
+// no name in any directory until Close links it: a run killed by SIGKILL
+// leaves nothing behind. Close links it as the destination directly when
+// no destination exists; to replace an existing file it links it as
+// ".NAME.tmp-RANDOM" and renames that over NAME (no system call links a
+// file over an existing name), so a complete, fsynced copy can remain under
+// that name only if the process dies between those two calls. Elsewhere,
+// and on Linux file systems without O_TMPFILE, the temporary is created as
+// ".NAME.tmp-RANDOM" from the start and renamed on Close; a run killed by
+// SIGKILL leaves it behind. [File.Unnamed] tells which is in use.
+//
+// Modes. A new file gets the mode of [WithPerm] (default 0600), reduced by
+// the umask. A replaced file's permission bits are kept, and so are its
+// owner and group where the process may set them (as root, or a group the
+// user belongs to); if the group cannot be kept, the group bits are
+// cleared rather than granted to another group. Set-id and sticky bits are
+// never carried over. The temporary is never more accessible than the
+// final file: it is created with the new file's mode, or with the
+// intersection of that and the replaced file's mode.
+//
+// Links and special files. CreateFile refuses a destination that is a
+// symbolic link (it would replace the link, not write to its target), a
+// directory, or any other file that is not a regular file (see
+// [OpenDevice]); Close refuses again if one of these took the
+// destination's place meanwhile.
 type File struct {
-	mu    sync.Mutex
-	f     *os.File
-	bw    *bufio.Writer // nil when unbuffered
-	path  string
-	tmp   string
-	state fileState
-	err   error // sticky write error, or the result of Close/CloseWithError
+	mu      sync.Mutex
+	f       *os.File
+	bw      *bufio.Writer // nil when unbuffered
+	path    string
+	dir     string
+	base    string
+	tmp     string // the named temporary; "" while the file is unnamed
+	unnamed bool
+	fclosed bool // f was closed by place (a named temporary, before its rename)
+	state   fileState
+	err     error // sticky write error, or the result of Close/CloseWithError
 }
 
 type fileState int
@@ -55,61 +81,114 @@ type fileOptions struct {
 // many small writes (a 64 KiB chunk plus its tag is not page-aligned).
 const DefaultFileBuffer = 1 << 20
 
+// DefaultFilePerm is the mode of a new file unless WithPerm says otherwise:
+// only the owner may read it, as suits a file that may hold plaintext.
+const DefaultFilePerm fs.FileMode = 0o600
+
 // WithBuffer sets the size of the write buffer (default DefaultFileBuffer);
 // 0 writes every Write straight through.
 func WithBuffer(size int) FileOption {
 	return func(o *fileOptions) { o.bufSize = max(size, 0) }
 }
 
-// WithPerm sets the permission bits of the new file (before the umask).
-// The default is 0666; use 0600 for files that only the owner may read.
+// WithPerm sets the permission bits of a new file, before the umask
+// (default DefaultFilePerm, 0600). It does not apply when an existing file
+// is replaced: that file's mode is kept.
 func WithPerm(perm fs.FileMode) FileOption {
 	return func(o *fileOptions) { o.perm = perm & fs.ModePerm }
 }
 
+// ErrNotRegular is returned (wrapped) by CreateFile and Close when the
+// destination exists and is not a regular file: a symbolic link, a
+// directory, a device or a named pipe.
+var ErrNotRegular = errors.New("sinks: not a regular file")
+
 // CreateFile creates the temporary file for path and returns a File that
-// commits to path on Close. path itself is not touched until Close. It fails
-// if the directory of path does not exist or is not writable, and if path
-// exists and is not a regular file (a directory, a device, a named pipe:
-// see OpenDevice).
+// commits to path on Close. path itself is not touched until Close. It
+// fails if the directory of path does not exist or is not writable, and,
+// with an error matching ErrNotRegular, if path exists and is not a regular
+// file (see OpenDevice for devices and named pipes).
 func CreateFile(path string, opts ...FileOption) (*File, error) {
-	o := fileOptions{perm: 0o666, bufSize: DefaultFileBuffer}
+	o := fileOptions{perm: DefaultFilePerm, bufSize: DefaultFileBuffer}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	if path == "" {
 		return nil, errors.New("sinks: empty file name")
 	}
-	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
-		if st.IsDir() {
-			return nil, fmt.Errorf("sinks: %s is a directory", path)
-		}
-		return nil, fmt.Errorf("sinks: %s is not a regular file (use OpenDevice)", path)
+	perm := o.perm
+	old, err := existingRegular(path)
+	if err != nil {
+		return nil, err
+	}
+	if old != nil {
+		perm &= old.Mode().Perm()
 	}
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
 	}
-	for range 100 {
-		var rnd [6]byte
-		if _, err := rand.Read(rnd[:]); err != nil {
+	s := &File{path: path, dir: dir, base: base}
+	if f, err := openUnnamed(dir, perm); err == nil {
+		s.f, s.unnamed = f, true
+	} else {
+		f, tmp, err := createNamed(dir, base, perm)
+		if err != nil {
 			return nil, err
 		}
-		tmp := filepath.Join(dir, "."+base+".tmp-"+hex.EncodeToString(rnd[:]))
-		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, o.perm)
+		s.f, s.tmp = f, tmp
+	}
+	if o.bufSize > 0 {
+		s.bw = bufio.NewWriterSize(s.f, o.bufSize)
+	}
+	return s, nil
+}
+
+// existingRegular returns the destination's information if it exists and
+// is a regular file, nil if it does not exist, and an error otherwise.
+func existingRegular(path string) (fs.FileInfo, error) {
+	st, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("sinks: %w", err)
+	case st.Mode()&fs.ModeSymlink != 0:
+		return nil, fmt.Errorf("%w: %s is a symbolic link (it would be replaced, not written through)", ErrNotRegular, path)
+	case st.IsDir():
+		return nil, fmt.Errorf("%w: %s is a directory", ErrNotRegular, path)
+	case !st.Mode().IsRegular():
+		return nil, fmt.Errorf("%w: %s is a device, pipe or socket (use OpenDevice)", ErrNotRegular, path)
+	}
+	return st, nil
+}
+
+// tempName returns a fresh ".BASE.tmp-RANDOM" path in dir.
+func tempName(dir, base string) (string, error) {
+	var rnd [6]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "."+base+".tmp-"+hex.EncodeToString(rnd[:])), nil
+}
+
+// createNamed creates the named temporary file with mode perm.
+func createNamed(dir, base string, perm fs.FileMode) (*os.File, string, error) {
+	for range 100 {
+		tmp, err := tempName(dir, base)
+		if err != nil {
+			return nil, "", err
+		}
+		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("sinks: cannot create output in %s: %w", dir, err)
+			return nil, "", fmt.Errorf("sinks: cannot create output in %s: %w", dir, err)
 		}
-		s := &File{f: f, path: path, tmp: tmp}
-		if o.bufSize > 0 {
-			s.bw = bufio.NewWriterSize(f, o.bufSize)
-		}
-		return s, nil
+		return f, tmp, nil
 	}
-	return nil, fmt.Errorf("sinks: cannot create a temporary file in %s", dir)
+	return nil, "", fmt.Errorf("sinks: cannot create a temporary file in %s", dir)
 }
 
 // Write writes to the temporary file, through the write buffer. The first
@@ -136,10 +215,13 @@ func (s *File) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Close commits: it fsyncs the temporary, renames it to the destination and
-// fsyncs the directory. If a Write failed earlier, or any step fails, the
-// temporary is removed and the error is returned. Close after Close or
-// CloseWithError returns the first result.
+// Close commits: it fsyncs the temporary, gives it the replaced file's
+// mode and owner, moves it into place and fsyncs the directory. If a Write
+// failed earlier, or any step before the move fails, the temporary is
+// discarded and the error is returned. If only the directory fsync fails,
+// the file is in place but may not survive a crash, and the error (matching
+// ErrNotDurable) says so. Close after Close or CloseWithError returns the
+// first result.
 func (s *File) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -153,26 +235,98 @@ func (s *File) Close() error {
 	if err == nil {
 		err = s.f.Sync()
 	}
-	if cerr := s.f.Close(); err == nil {
-		err = cerr
-	}
 	if err == nil {
-		err = os.Rename(s.tmp, s.path)
+		err = s.place()
+	}
+	if !s.fclosed {
+		if cerr := s.f.Close(); err == nil {
+			err = cerr
+		}
 	}
 	if err != nil {
-		os.Remove(s.tmp)
+		if s.tmp != "" {
+			os.Remove(s.tmp)
+		}
 		s.state, s.err = fileAborted, err
 		return err
 	}
-	s.state, s.err = fileCommitted, nil
-	syncDir(filepath.Dir(s.path))
+	s.state = fileCommitted
+	if err := SyncDir(s.dir); err != nil {
+		s.err = fmt.Errorf("%w: %s was written, but %w", ErrNotDurable, s.path, err)
+		return s.err
+	}
 	return nil
 }
 
-// CloseWithError aborts: it closes and removes the temporary file; the
+// ErrNotDurable is returned (wrapped) by Close when the file was moved
+// into place but its directory could not be fsynced: after a crash the
+// destination may be missing or hold its previous content.
+var ErrNotDurable = errors.New("sinks: output may not survive a crash")
+
+// place moves the fsynced temporary to the destination. It runs with s.f
+// still open (an unnamed file exists only through it).
+func (s *File) place() error {
+	for range 100 {
+		old, err := existingRegular(s.path)
+		if err != nil {
+			return err
+		}
+		if old != nil {
+			if err := keepModeAndOwner(s.f, old); err != nil {
+				return fmt.Errorf("sinks: cannot give the output the mode of %s: %w", s.path, err)
+			}
+		}
+		if !s.unnamed {
+			// Windows cannot rename an open file.
+			s.fclosed = true
+			if err := s.f.Close(); err != nil {
+				return err
+			}
+			return os.Rename(s.tmp, s.path)
+		}
+		if old == nil {
+			err := linkUnnamed(s.f, s.path)
+			if !errors.Is(err, fs.ErrExist) {
+				return err
+			}
+			continue // created meanwhile: replace it, keeping its mode
+		}
+		if err := s.linkAsTemp(); err != nil {
+			return err
+		}
+		if err := os.Rename(s.tmp, s.path); err != nil {
+			return err
+		}
+		s.tmp = ""
+		return nil
+	}
+	return fmt.Errorf("sinks: %s keeps changing", s.path)
+}
+
+// linkAsTemp gives the unnamed file a ".BASE.tmp-RANDOM" name.
+func (s *File) linkAsTemp() error {
+	for range 100 {
+		tmp, err := tempName(s.dir, s.base)
+		if err != nil {
+			return err
+		}
+		err = linkUnnamed(s.f, tmp)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		s.tmp = tmp
+		return nil
+	}
+	return fmt.Errorf("sinks: cannot name a temporary file in %s", s.dir)
+}
+
+// CloseWithError aborts: it closes and discards the temporary file; the
 // destination is left as it was. It is safe to call while another goroutine
 // is in Write (it waits for that Write to return) and after Close (then it
-// does nothing). It returns an error only if the temporary could not be
+// does nothing). It returns an error only if a named temporary could not be
 // removed.
 func (s *File) CloseWithError(cause error) error {
 	if cause == nil {
@@ -185,6 +339,9 @@ func (s *File) CloseWithError(cause error) error {
 	}
 	s.f.Close()
 	s.state, s.err = fileAborted, cause
+	if s.tmp == "" {
+		return nil
+	}
 	if err := os.Remove(s.tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("sinks: cannot remove temporary file: %w", err)
 	}
@@ -193,6 +350,9 @@ func (s *File) CloseWithError(cause error) error {
 
 func (s *File) closeResult() error {
 	if s.state == fileCommitted {
+		if errors.Is(s.err, ErrNotDurable) {
+			return s.err
+		}
 		return nil
 	}
 	return s.err
@@ -201,17 +361,16 @@ func (s *File) closeResult() error {
 // Name returns the destination path.
 func (s *File) Name() string { return s.path }
 
-// TempName returns the path of the temporary file the bytes go to until
-// Close. It exists between CreateFile and Close or CloseWithError.
-func (s *File) TempName() string { return s.tmp }
+// Unnamed reports whether the bytes go to an unnamed temporary file
+// (O_TMPFILE), which no directory lists and which vanishes if the process
+// dies before Close.
+func (s *File) Unnamed() bool { return s.unnamed }
 
-// syncDir makes a rename durable. Errors are ignored: some file systems
-// cannot fsync a directory, and the rename itself already succeeded.
-func syncDir(dir string) {
-	d, err := os.Open(dir)
-	if err != nil {
-		return
-	}
-	d.Sync()
-	d.Close()
+// TempName returns the path of the named temporary file the bytes go to
+// until Close, or "" when the temporary is unnamed. It exists between
+// CreateFile and Close or CloseWithError.
+func (s *File) TempName() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tmp
 }

@@ -1,15 +1,14 @@
 // Package sinks holds the destinations enc-pipe writes to: files that appear
-// atomically, and standard output. Later sub-packages (S3, Kafka) implement
-// the same [Sink] interface.
+// atomically, and writers such as standard output or a device.
 //
 // A Sink either commits or aborts. Close commits what was written (a file
-// is fsynced and renamed into place; an S3 multipart upload is completed).
-// CloseWithError aborts (a file's temporary is removed; an upload is
-// aborted). Whichever of the two is called first decides; later calls
-// return the first result, as with [io.PipeWriter.CloseWithError].
+// is fsynced and moved into place). CloseWithError aborts (a file's
+// temporary is discarded). Whichever of the two is called first decides;
+// later calls return the first result, as with
+// [io.PipeWriter.CloseWithError].
 //
-// The package imports nothing but the standard library and knows nothing
-// about encryption: it moves bytes.
+// The package imports nothing but the standard library and
+// golang.org/x/sys, and knows nothing about encryption: it moves bytes.
 package sinks
 
 import (
@@ -56,7 +55,7 @@ type Writer struct {
 	w      io.Writer
 	name   string
 	err    error     // sticky: the first write error, or the close state
-	closer io.Closer // set by OpenDevice: closed by Close and CloseWithError
+	closer io.Closer // set by OpenDevice and NewWriteCloser: closed by Close and CloseWithError
 }
 
 var _ Sink = (*Writer)(nil)
@@ -64,6 +63,13 @@ var _ Sink = (*Writer)(nil)
 // NewWriter returns a Sink that writes to w and never closes it.
 func NewWriter(w io.Writer, name string) *Writer {
 	return &Writer{w: w, name: name}
+}
+
+// NewWriteCloser returns a Sink that writes to w and closes it on Close or
+// CloseWithError: the Sink owns w (a duplicated file descriptor, for
+// example).
+func NewWriteCloser(w io.WriteCloser, name string) *Writer {
+	return &Writer{w: w, name: name, closer: w}
 }
 
 // Write writes p to the underlying writer. After an error every later Write
@@ -85,7 +91,8 @@ func (s *Writer) Write(p []byte) (int, error) {
 }
 
 // Close marks the sink closed. The underlying writer stays open, except
-// for a device opened by OpenDevice, which is closed.
+// for a device opened by OpenDevice or a writer given to NewWriteCloser,
+// which is closed.
 func (s *Writer) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -1,9 +1,8 @@
 // Package sources holds the inputs enc-pipe reads from: files and standard
-// input. Later sub-packages (S3, Kafka) implement the same [Source]
-// interface.
+// input.
 //
 // A Source is an io.ReadCloser with a name for messages. Sources that can be
-// read at any offset (files, S3 objects) also implement [RandomAccess], which
+// read at any offset (regular files) also implement [RandomAccess], which
 // lets a caller decrypt a byte range without reading what comes before it.
 //
 // The package imports nothing but the standard library and knows nothing

@@ -6,10 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
-	"github.com/enc-pipe/enc-pipe/internal/testenv"
 	"github.com/enc-pipe/enc-pipe/sources"
 )
 
@@ -47,35 +45,6 @@ func TestFileErrors(t *testing.T) {
 	}
 	if _, err := sources.OpenFile(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
-	}
-}
-
-func TestFIFOIsNotSeekable(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "fifo")
-	if err := syscall.Mkfifo(p, 0o600); err != nil {
-		testenv.Missing(t, "mkfifo: "+err.Error())
-	}
-	go func() {
-		w, err := os.OpenFile(p, os.O_WRONLY, 0)
-		if err == nil {
-			w.Write([]byte("piped"))
-			w.Close()
-		}
-	}()
-	s, err := sources.OpenFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if s.Seekable() || s.Size() != -1 {
-		t.Errorf("fifo: Seekable=%v Size=%d", s.Seekable(), s.Size())
-	}
-	if _, err := s.ReadAt(make([]byte, 1), 0); !errors.Is(err, sources.ErrNotRegular) {
-		t.Errorf("ReadAt on a fifo: %v", err)
-	}
-	got, _ := io.ReadAll(s)
-	if string(got) != "piped" {
-		t.Errorf("got %q", got)
 	}
 }
 

@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"slices"
+	"sync"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/smithy-go/logging"
-	"io/fs"
-	"os"
-	"slices"
 
 	"github.com/enc-pipe/enc-pipe/cmd/enc-pipe/internal/config"
 	"github.com/enc-pipe/enc-pipe/envelope"
@@ -96,19 +97,35 @@ func (a *app) resolveSettings() (*settings, error) {
 	return s, nil
 }
 
-// openBackend opens the metastore and KMS and builds the session factory.
-// With create, the embedded default is created on first use (and one line
-// on stderr says so); without it a missing default is an error, since a new
-// key cannot decrypt anything.
+// openBackend resolves the settings and opens the backend (see
+// openBackendWith).
 func (a *app) openBackend(ctx context.Context, create bool) (*backend, error) {
 	s, err := a.resolveSettings()
 	if err != nil {
 		return nil, err
 	}
+	return a.openBackendWith(ctx, s, create)
+}
+
+// openBackendWith opens the metastore and KMS of s and builds the session
+// factory. With create, the embedded default is created on first use (and
+// one line on stderr says so); without it a missing default is an error,
+// since a new key cannot decrypt anything.
+func (a *app) openBackendWith(ctx context.Context, s *settings, create bool) (*backend, error) {
+	if s.usesHome {
+		if err := a.checkHome(s.home); err != nil {
+			return nil, err
+		}
+	}
 	if create && s.usesHome {
 		if _, err := a.ensureHome(ctx, s); err != nil {
 			return nil, err
 		}
+	}
+	if !create && s.usesHome && !a.homeComplete(s) {
+		// The writer of our input may be creating the home right now:
+		// once input has arrived, it is done.
+		a.awaitInput()
 	}
 	if !create && s.usesHome && !a.homeHasKeys(s) {
 		return nil, keyError(fmt.Errorf("%s and %s are missing", config.MasterKeyFile, config.MetastoreFile),
@@ -160,11 +177,71 @@ func (a *app) openBackend(ctx context.Context, create bool) (*backend, error) {
 	return be, nil
 }
 
+// awaitInput waits until the input of the run has bytes to read (or
+// ends), and reports whether it has. A command that finds no keys when it
+// starts may be the second half of a pipe whose first half is creating
+// them ("enc-pipe records encrypt | enc-pipe records decrypt" on a new
+// home): the first half creates the home before it writes anything, so
+// once input has arrived, the keys are there if they will ever be.
+func (a *app) awaitInput() bool {
+	a.mu.Lock()
+	in := a.in
+	a.mu.Unlock()
+	return in != nil && in.await != nil && in.await()
+}
+
 // homeHasKeys reports whether any file of the embedded default that s uses
 // exists.
 func (a *app) homeHasKeys(s *settings) bool {
-	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
 	return (a.g.kms == "" && exists(s.kms.File)) || (a.g.metastore == "" && exists(s.metastore.Path))
+}
+
+// homeComplete reports whether every file of the embedded default that s
+// uses exists.
+func (a *app) homeComplete(s *settings) bool {
+	return (a.g.kms != "" || exists(s.kms.File)) && (a.g.metastore != "" || exists(s.metastore.Path))
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
+
+// lazyBackend opens the backend when the first session is asked for. It
+// implements encpipe.Sessions, so that decrypt opens the key hierarchy only
+// once the stream header has arrived: a stream from a pipe whose writer is
+// still creating the embedded default decrypts, and input that is not a
+// stream is reported as such without any key. It is used by one goroutine.
+type lazyBackend struct {
+	open func() (*backend, error)
+	once sync.Once
+	be   *backend
+	err  error // the error of open, returned as is (it carries its exit code)
+}
+
+func (l *lazyBackend) get() (*backend, error) {
+	l.once.Do(func() { l.be, l.err = l.open() })
+	return l.be, l.err
+}
+
+// GetSession opens the backend, if not yet done, and a session of it.
+func (l *lazyBackend) GetSession(partition string) (*envelope.Session, error) {
+	be, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return be.factory.GetSession(partition)
+}
+
+// openErr is the error of opening the backend, if it was tried and failed.
+func (l *lazyBackend) openErr() error { return l.err }
+
+// Close closes the backend if it was opened.
+func (l *lazyBackend) Close() error {
+	if l.be == nil {
+		return nil
+	}
+	return l.be.Close()
 }
 
 // openKMS opens the master key: a static key file read into protected
@@ -218,12 +295,18 @@ func loadAWSConfig(ctx context.Context) (aws.Config, error) {
 	return cfg, nil
 }
 
-// ensureHome creates the embedded default's directory, master key and
-// metastore if missing, says so in one line, and reports whether it created
-// anything.
+// ensureHome creates the embedded default's directory (0700), master key
+// and metastore if missing, says so in one line, and reports whether it
+// created anything. Each file is made complete under a temporary name and
+// linked into place, so processes racing on a new home end with one master
+// key and one metastore that all of them use, and no process ever sees a
+// half-written file.
 func (a *app) ensureHome(ctx context.Context, s *settings) (bool, error) {
 	if err := os.MkdirAll(s.home, 0o700); err != nil {
 		return false, ioError(err, "cannot create %s", s.home)
+	}
+	if err := a.checkHome(s.home); err != nil {
+		return false, err
 	}
 	var created []string
 	if s.kms.Kind == config.Static && a.g.kms == "" {
@@ -236,12 +319,11 @@ func (a *app) ensureHome(ctx context.Context, s *settings) (bool, error) {
 		}
 	}
 	if s.metastore.Scheme == config.SQLite && a.g.metastore == "" {
-		if _, err := os.Stat(s.metastore.Path); errors.Is(err, fs.ErrNotExist) {
-			_, closeStore, err := openMetastore(ctx, s.metastore, true, true)
-			if err != nil {
-				return false, err
-			}
-			closeStore()
+		made, err := createMetastore(ctx, s.metastore.Path)
+		if err != nil {
+			return false, keyError(err, "cannot create metastore %s", s.metastore.Path)
+		}
+		if made {
 			created = append(created, config.MetastoreFile)
 		}
 	}
@@ -284,6 +366,8 @@ func openMetastore(ctx context.Context, m config.Metastore, create, initSchema b
 			if _, err := os.Stat(m.Path); err != nil {
 				return nil, nil, keyError(err, "cannot open metastore")
 			}
+		} else if err := createPrivate(m.Path); err != nil {
+			return nil, nil, keyError(err, "cannot create metastore")
 		}
 		store, closeDB, err := openSQLiteStore(ctx, m.Path)
 		if err != nil {
@@ -297,7 +381,9 @@ func openMetastore(ctx context.Context, m config.Metastore, create, initSchema b
 		}
 		db, store, err := serverdb.Open(ctx, dialect, m.DSN, serverdb.Options{CreateSchema: initSchema})
 		if err != nil {
-			return nil, nil, keyError(err, "cannot open metastore")
+			// Drivers may quote the DSN in their errors: scrub them here
+			// too, not only when the message is printed.
+			return nil, nil, keyError(&redactedError{config.Scrub(err.Error(), config.DSNSecrets(m.Raw)), err}, "cannot open metastore")
 		}
 		return store, db.Close, nil
 	case config.DynamoDB:
@@ -324,6 +410,16 @@ func openMetastore(ctx context.Context, m config.Metastore, create, initSchema b
 	}
 	return nil, nil, usageErrorf("--metastore %s: the %s metastore is not built yet", m.Redacted(), m.Scheme)
 }
+
+// redactedError is an error whose message has been scrubbed of secrets;
+// it still unwraps to its cause for errors.Is.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
 
 // openSQLiteStore opens (creating if needed) a SQLite metastore file with
 // Asherah's table.

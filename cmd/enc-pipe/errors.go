@@ -22,19 +22,21 @@ const (
 	exitIntegrity = 3   // not an enc-pipe stream or record, truncated, tampered, trailing data
 	exitKey       = 4   // key or backend: missing or shredded key, partition not allowed, metastore or KMS failure
 	exitIO        = 5   // reading the input or writing the output failed
-	exitSIGINT    = 130 // 128 + SIGINT
 	exitSIGPIPE   = 141 // 128 + SIGPIPE: stdout was closed by its reader
-	exitSIGTERM   = 143 // 128 + SIGTERM
+	// A run stopped by SIGHUP, SIGINT, SIGQUIT or SIGTERM exits with 128 +
+	// the signal's number: 129, 130, 131, 143.
 )
 
 const exitCodesHelp = `Exit codes:
   0    success
   1    unexpected failure
-  2    usage: bad command line, flag, setting or ENC_PIPE_* variable
+  2    usage: bad command line, flag, setting or ENC_PIPE_* variable; output is
+       the input, a symbolic link, or a closed standard output
   3    integrity: not an enc-pipe stream or record, truncated, tampered, trailing data
   4    key or backend: key missing or shredded, partition not allowed, metastore or KMS failure
   5    I/O: the input cannot be read or the output cannot be written
-  130  interrupted by SIGINT (143 for SIGTERM); no output file is left behind
+  130  interrupted by SIGINT (129 SIGHUP, 131 SIGQUIT, 143 SIGTERM); no output
+       file is left behind
   141  standard output was closed by its reader (e.g. "| head"); ends quietly`
 
 // cliError is an error with the exit code it maps to. Its message is what

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 
 	"golang.org/x/term"
 
@@ -20,6 +22,9 @@ type input struct {
 	info fs.FileInfo
 	// ra is set when the input can be read at any offset.
 	ra sources.RandomAccess
+	// await, when set, blocks until the input has a byte to read or
+	// ends, and reports whether it has (see app.awaitInput).
+	await func() bool
 }
 
 // size is the input's length, or -1 when unknown.
@@ -73,8 +78,19 @@ func pickIO(args []string, inFlag, outFlag string) (in, out string, err error) {
 	return in, out, nil
 }
 
-// openInput opens an input by name.
+// openInput opens an input by name, and records it as the run's input.
 func (a *app) openInput(ctx context.Context, name string) (*input, error) {
+	in, err := a.openInputNamed(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	a.in = in
+	a.mu.Unlock()
+	return in, nil
+}
+
+func (a *app) openInputNamed(ctx context.Context, name string) (*input, error) {
 	loc, err := location.Parse(name)
 	if err != nil {
 		return nil, usageErrorf("input: %v", err)
@@ -91,7 +107,14 @@ func (a *app) openInput(ctx context.Context, name string) (*input, error) {
 		if in.size() < 0 {
 			// A pipe or terminal: a Read may block for ever, so read it
 			// from a goroutine that a cancellation can walk away from.
-			r = cancelableReader(ctx, r)
+			// Reads of 16 bytes or more bypass the peek buffer.
+			br := bufio.NewReaderSize(cancelableReader(ctx, r), 16)
+			if in.info != nil && in.info.Mode()&(fs.ModeNamedPipe|fs.ModeSocket) != 0 {
+				// Another program writes it (never a terminal, which
+				// would make a missing-keys error wait for typing).
+				in.await = func() bool { _, err := br.Peek(1); return err == nil }
+			}
+			r = br
 		}
 		in.Source = sources.NewReader(r, "standard input")
 		return in, nil
@@ -113,51 +136,191 @@ func (a *app) openInput(ctx context.Context, name string) (*input, error) {
 
 // outputOptions describe how to create an output.
 type outputOptions struct {
-	binary bool // refuse to write to a terminal
+	// binary refuses to write to a terminal.
+	binary bool
+	// public creates a new file 0666 less the umask, as cp or gzip do,
+	// for output that is ciphertext through and through; otherwise a new
+	// file is 0600, as suits plaintext. A replaced file keeps its mode
+	// either way.
+	public bool
 }
 
-// openOutput creates an output by name. File outputs are atomic and are
-// aborted if the run is interrupted. An output that is the input is refused.
+// openOutput opens an output by name; it is aborted if the run is
+// interrupted. Nothing is written to a name until the command succeeds.
+//
+//   - "-" is standard output. It is refused (usage error) when it is
+//     closed, when it is the input file ("enc-pipe encrypt -i f >> f"), and,
+//     for binary output, when it is a terminal.
+//   - A name for a file descriptor (/dev/stdout, /dev/stderr, /dev/fd/N,
+//     /proc/self/fd/N) is written through that descriptor, in place.
+//   - A device or named pipe is written in place.
+//   - A regular file, or a new name, is written atomically (sinks.File).
+//   - A symbolic link that leads to a descriptor, a device or a pipe is
+//     written like its target; one that leads to a regular file, or
+//     nowhere, is refused (usage error): replacing the file would replace
+//     the link, and writing through it is what symlink attacks in shared
+//     directories rely on.
+//   - An output that is the input file, under any name, is refused.
 func (a *app) openOutput(name string, in *input, o outputOptions) (sinks.Sink, error) {
 	loc, err := location.Parse(name)
 	if err != nil {
 		return nil, usageErrorf("output: %v", err)
 	}
+	var s sinks.Sink
 	switch loc.Kind {
 	case location.Stdio:
-		if o.binary {
-			if f, ok := a.stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-				return nil, usageErrorf("refusing to write binary ciphertext to a terminal: use -o FILE or redirect standard output")
-			}
-		}
-		s := sinks.NewWriter(a.stdout, "standard output")
-		a.track(s)
-		return s, nil
+		s, err = a.stdoutSink(in, o)
 	case location.File:
-		st, err := os.Stat(loc.Path)
-		if err == nil && !st.Mode().IsRegular() && !st.IsDir() {
-			// A device or named pipe (/dev/null, a FIFO): written in
-			// place, since it cannot be replaced atomically.
-			s, err := sinks.OpenDevice(loc.Path)
-			if err != nil {
-				return nil, ioError(err, "cannot open output %s", loc.Path)
-			}
-			a.track(s)
-			return s, nil
-		}
-		if err == nil && in != nil && in.info != nil && os.SameFile(st, in.info) {
-			return nil, usageErrorf("output %s is the input: write to another file", loc.Path)
-		}
-		s, err := sinks.CreateFile(loc.Path)
-		if err != nil {
-			return nil, ioError(err, "cannot create output %s", loc.Path)
-		}
-		a.track(s)
-		return s, nil
+		s, err = a.fileSink(loc.Path, in, o)
 	case location.S3:
 		return a.openS3Output(loc, in) // s3io.go
+	default:
+		return nil, usageErrorf("output %s: %s outputs are not built yet", name, loc.Kind)
 	}
-	return nil, usageErrorf("output %s: %s outputs are not built yet", name, loc.Kind)
+	if err != nil {
+		return nil, err
+	}
+	a.track(s)
+	return s, nil
+}
+
+// isInput reports whether st is the input file (a regular file: devices
+// such as /dev/null may well be both).
+func isInput(st fs.FileInfo, in *input) bool {
+	return st != nil && in != nil && in.info != nil && in.info.Mode().IsRegular() && os.SameFile(st, in.info)
+}
+
+// stdoutSink checks standard output and returns a sink over it.
+func (a *app) stdoutSink(in *input, o outputOptions) (sinks.Sink, error) {
+	if f, ok := a.stdout.(*os.File); ok {
+		if err := checkWritable(f, "standard output", in, o); err != nil {
+			return nil, err
+		}
+	}
+	return sinks.NewWriter(a.stdout, "standard output"), nil
+}
+
+// checkWritable refuses an output descriptor that is closed, that is the
+// input, or that is a terminal for binary output.
+func checkWritable(f *os.File, what string, in *input, o outputOptions) error {
+	if closedDescriptor(f) {
+		return usageErrorf("%s is closed (it reads as /dev/null opened for reading and writing): redirect it, or give -o FILE (-o /dev/null to discard the output)", what)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return ioError(err, "cannot use %s", what)
+	}
+	if isInput(st, in) {
+		return usageErrorf("%s is the input file %s: write to another file", what, in.Name())
+	}
+	if o.binary && term.IsTerminal(int(f.Fd())) {
+		return usageErrorf("refusing to write binary ciphertext to a terminal: use -o FILE or redirect standard output")
+	}
+	return nil
+}
+
+// fileSink opens an output given by path (see openOutput).
+func (a *app) fileSink(path string, in *input, o outputOptions) (sinks.Sink, error) {
+	if fd, ok := descriptorName(path); ok {
+		return a.descriptorSink(fd, path, in, o)
+	}
+	lst, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return a.createFile(path, o)
+	case err != nil:
+		return nil, ioError(err, "cannot create output %s", path)
+	case lst.Mode()&fs.ModeSymlink != 0:
+		if fd, ok := linkToDescriptor(path); ok {
+			return a.descriptorSink(fd, path, in, o)
+		}
+		st, err := os.Stat(path)
+		if isInput(st, in) {
+			return nil, usageErrorf("output %s is the input: write to another file", path)
+		}
+		if err == nil && !st.Mode().IsRegular() && !st.IsDir() {
+			return a.deviceSink(path, in, o)
+		}
+		target, _ := os.Readlink(path)
+		return nil, usageErrorf("output %s is a symbolic link (to %s): enc-pipe neither replaces links nor writes through them to files; name the file itself, or remove the link", path, target)
+	case isInput(lst, in):
+		return nil, usageErrorf("output %s is the input: write to another file", path)
+	case lst.Mode().IsRegular(), lst.IsDir():
+		return a.createFile(path, o)
+	}
+	return a.deviceSink(path, in, o)
+}
+
+// createFile creates an atomic file output.
+func (a *app) createFile(path string, o outputOptions) (sinks.Sink, error) {
+	perm := sinks.DefaultFilePerm
+	if o.public {
+		perm = 0o666
+	}
+	s, err := sinks.CreateFile(path, sinks.WithPerm(perm))
+	if err != nil {
+		return nil, ioError(err, "cannot create output %s", path)
+	}
+	return s, nil
+}
+
+// deviceSink opens a device or named pipe for writing in place.
+func (a *app) deviceSink(path string, in *input, o outputOptions) (sinks.Sink, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return nil, ioError(err, "cannot open output %s", path)
+	}
+	st, err := f.Stat()
+	if err == nil && (st.Mode().IsRegular() || st.IsDir()) {
+		err = usageErrorf("output %s changed while it was opened", path)
+	}
+	if err == nil {
+		err = checkWritable(f, path, in, o)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return sinks.NewWriteCloser(f, path), nil
+}
+
+// descriptorSink writes to the file descriptor fd that the output name
+// stands for: standard output through a.stdout, others through a
+// duplicate, so that the descriptor's offset and append mode hold (">>"
+// appends, as with "-").
+func (a *app) descriptorSink(fd int, name string, in *input, o outputOptions) (sinks.Sink, error) {
+	if fd == 1 {
+		return a.stdoutSink(in, o)
+	}
+	f, err := dupDescriptor(fd, name)
+	if err != nil {
+		return nil, usageErrorf("output %s: file descriptor %d is not open for writing: %v", name, fd, err)
+	}
+	if err := checkWritable(f, name, in, o); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return sinks.NewWriteCloser(f, name), nil
+}
+
+// linkToDescriptor follows the chain of symbolic links from path and
+// reports whether it leads to a name for a file descriptor.
+func linkToDescriptor(path string) (int, bool) {
+	cur := path
+	for range 40 {
+		if fd, ok := descriptorName(cur); ok {
+			return fd, true
+		}
+		to, err := os.Readlink(cur)
+		if err != nil {
+			return 0, false
+		}
+		if !filepath.IsAbs(to) {
+			to = filepath.Join(filepath.Dir(cur), to)
+		}
+		cur = to
+	}
+	return 0, false
 }
 
 // finish commits out if err is nil and aborts it otherwise, and returns the

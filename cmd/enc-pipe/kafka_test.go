@@ -205,8 +205,8 @@ func TestKafkaCommandSIGTERMDrainsAndCommits(t *testing.T) {
 	waitFor(t, "the first records", func() bool { return highWater(t, addr, enc, 4) >= 2000 })
 	cmd.Process.Signal(syscall.SIGTERM)
 	err := cmd.Wait()
-	if code := exitCodeOf(t, err); code != exitSIGTERM {
-		t.Fatalf("exit %d, want %d\n%s", code, exitSIGTERM, stderr.String())
+	if code := exitCodeOf(t, err); code != 128+int(syscall.SIGTERM) {
+		t.Fatalf("exit %d, want %d\n%s", code, 128+int(syscall.SIGTERM), stderr.String())
 	}
 	written, commit := highWater(t, addr, enc, 4), committed(t, addr, "g", in, 4)
 	if written != commit || written == 0 || written >= n {

@@ -25,25 +25,37 @@ type signalError struct{ sig syscall.Signal }
 
 func (e signalError) Error() string { return "interrupted by " + e.sig.String() }
 
+// stopSignals are the signals that abort a run: its outputs are discarded
+// and it exits with 128 + the signal's number. SIGHUP (the terminal went
+// away) and SIGQUIT (Ctrl-\) are handled like SIGINT and SIGTERM rather
+// than by Go's defaults, which would leave no chance to clean up (and, for
+// SIGQUIT, print every goroutine's stack).
+var stopSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT}
+
 // signalContext returns a context that is cancelled, with a signalError
-// cause, on the first SIGINT or SIGTERM. After that first signal the
-// default action is restored, so a second Ctrl-C ends the process at once.
-// SIGPIPE is caught too, so that a write to a closed stdout returns EPIPE
-// (handled as a quiet end) instead of killing the process before it can
-// clean up.
+// cause, on the first of stopSignals. A second one ends the process at once
+// with the same kind of exit code (a file output's unnamed temporary
+// vanishes with it; see sinks.File). SIGPIPE is caught too, so that a
+// write to a closed stdout returns EPIPE (handled as a quiet end) instead of
+// killing the process before it can clean up.
 func signalContext() (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(context.Background())
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, stopSignals...)
 	pipes := make(chan os.Signal, 1)
 	signal.Notify(pipes, syscall.SIGPIPE)
 	done := make(chan struct{})
 	go func() {
+		stopping := false
 		for {
 			select {
 			case s := <-sigs:
-				signal.Reset(syscall.SIGINT, syscall.SIGTERM)
-				cancel(signalError{s.(syscall.Signal)})
+				sig := s.(syscall.Signal)
+				if stopping {
+					os.Exit(128 + int(sig))
+				}
+				stopping = true
+				cancel(signalError{sig})
 			case <-pipes:
 				// EPIPE is reported by the failing write.
 			case <-done:

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"strconv"
+
 	"github.com/spf13/cobra"
 
 	"github.com/enc-pipe/enc-pipe/cmd/enc-pipe/internal/config"
+	"github.com/enc-pipe/enc-pipe/securebuf"
 )
 
 // Defaults of the key hierarchy settings.
@@ -23,6 +26,9 @@ type globalFlags struct {
 	metastore    string
 	kms          string
 	secureMemory string
+	// allowCoreDumps keeps core dumps (--allow-core-dumps,
+	// ENC_PIPE_ALLOW_CORE_DUMPS); by default they are turned off.
+	allowCoreDumps bool
 }
 
 const rootLong = `enc-pipe encrypts and decrypts files, pipes and ETL records with envelope
@@ -32,8 +38,9 @@ an intermediate key per partition, which wraps a fresh data key per stream or
 record. Wrapped keys live in a metastore (SQLite by default).
 
 Data goes to standard output and messages to standard error. IN and OUT
-default to "-" (standard input and output). Output files are written to a
-temporary file and renamed into place only when the command succeeds.
+default to "-" (standard input and output). Output files appear only when
+the command succeeds (on Linux they have no name until then); plaintext
+files are created 0600, and a replaced file keeps its mode.
 
 On first use enc-pipe creates its embedded default in ENC_PIPE_HOME (default
 $XDG_DATA_HOME/enc-pipe, else ~/.local/share/enc-pipe): master.key (32 random
@@ -49,6 +56,8 @@ Settings come from flags, else from environment variables:
   --metastore      ENC_PIPE_METASTORE      sqlite://PATH | postgres://... | mysql://... | dynamodb://TABLE?region=R
   --kms            ENC_PIPE_KMS            static:FILE | aws:REGION=ARN[,REGION=ARN...][,preferred=REGION]
   --secure-memory  ENC_PIPE_SECURE_MEMORY  auto | pkey | mprotect   (default "auto")
+  --allow-core-dumps
+                   ENC_PIPE_ALLOW_CORE_DUMPS=1  keep core dumps (by default they are off)
 
 ` + exitCodesHelp
 
@@ -84,10 +93,13 @@ func (a *app) newRootCommand() *cobra.Command {
 	pf.StringVar(&a.g.product, "product", a.envOr(config.EnvProduct, defaultProduct), "product name of the key hierarchy")
 	pf.StringVarP(&a.g.partition, "partition", "p", a.envOr(config.EnvPartition, defaultPartition), "partition id: whose intermediate key protects the data")
 	pf.StringVar(&a.g.regionSuffix, "region-suffix", a.getenv(config.EnvRegionSuffix), "region suffix of system and intermediate key ids (Asherah global tables)")
-	pf.StringVar(&a.g.metastore, "metastore", a.getenv(config.EnvMetastore), "metastore: sqlite://PATH, postgres://..., mysql://..., dynamodb://TABLE?region=R (default sqlite in --home)")
+	// Not defaulted from ENC_PIPE_METASTORE here: --help would print the
+	// default, and with it any password in the URL (see prepare).
+	pf.StringVar(&a.g.metastore, "metastore", "", "metastore: sqlite://PATH, postgres://..., mysql://..., dynamodb://TABLE?region=R (default $ENC_PIPE_METASTORE, else sqlite in --home)")
 	pf.StringVar(&a.g.kms, "kms", a.getenv(config.EnvKMS), "master key: static:FILE or aws:REGION=ARN[,...][,preferred=REGION] (default static master.key in --home)")
 	pf.StringVar(&a.g.secureMemory, "secure-memory", a.envOr(config.EnvSecureMemory, config.DefaultSecureMemory),
 		"how keys in locked memory are opened for use: auto, pkey (x86 memory protection keys: one thread at a time, no system call) or mprotect (page protection)")
+	pf.BoolVar(&a.g.allowCoreDumps, "allow-core-dumps", false, "keep core dumps for debugging (by default they are turned off: a dump could hold key schedules)")
 	a.registerS3Flags(pf) // s3client.go
 
 	root.AddCommand(
@@ -107,17 +119,64 @@ func (a *app) newRootCommand() *cobra.Command {
 
 // markStartedInRunE wraps every command's RunE so that errors returned
 // before it runs (cobra's own argument and flag checks) count as usage
-// errors.
+// errors, and so that prepare runs before any command.
 func (a *app) markStartedInRunE(c *cobra.Command) {
 	if run := c.RunE; run != nil {
 		c.RunE = func(cmd *cobra.Command, args []string) error {
 			a.markStarted()
+			if err := a.prepare(cmd); err != nil {
+				return err
+			}
 			return run(cmd, args)
 		}
 	}
 	for _, sub := range c.Commands() {
 		a.markStartedInRunE(sub)
 	}
+}
+
+// prepare runs after the flags are parsed and before the command: it
+// completes the settings from the environment, checks every global flag
+// given (so that a mistake is a usage error even in a command that does not
+// use the setting, and before anything is written), and turns core dumps
+// off unless they are allowed.
+func (a *app) prepare(cmd *cobra.Command) error {
+	fl := cmd.Flags()
+	if !fl.Changed("metastore") {
+		a.g.metastore = a.getenv(config.EnvMetastore)
+	}
+	if !fl.Changed("allow-core-dumps") {
+		if v := a.getenv(config.EnvAllowCoreDumps); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return usageErrorf("%s=%q: want 1 or 0 (true or false)", config.EnvAllowCoreDumps, v)
+			}
+			a.g.allowCoreDumps = b
+		}
+	}
+	if a.g.service == "" || a.g.product == "" {
+		return usageErrorf("--service and --product must not be empty")
+	}
+	mode, err := a.secureMemory()
+	if err != nil {
+		return err
+	}
+	if mode == securebuf.AccessPKey {
+		if err := securebuf.PKeyAvailable(); err != nil {
+			return usageErrorf("--secure-memory pkey: %v (use auto or mprotect)", err)
+		}
+	}
+	if fl.Changed("metastore") && a.g.metastore != "" {
+		if _, err := config.ParseMetastore(a.g.metastore); err != nil {
+			return err
+		}
+	}
+	if fl.Changed("kms") && a.g.kms != "" {
+		if _, err := config.ParseKMS(a.g.kms); err != nil {
+			return err
+		}
+	}
+	return a.limitCoreDumps()
 }
 
 func (a *app) envOr(name, def string) string {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/enc-pipe/enc-pipe/cmd/enc-pipe/internal/config"
 	"github.com/enc-pipe/enc-pipe/sinks"
 )
 
@@ -29,8 +30,16 @@ type app struct {
 	g  globalFlags
 	s3 s3Settings // S3 client settings and flags (s3client.go)
 
+	// secrets are the passwords and other secrets found in the command
+	// line and the environment's metastore settings: every message is
+	// scrubbed of them before it is printed.
+	secrets []string
+	// homeWarned is set once the home's permissions were warned about.
+	homeWarned bool
+
 	mu      sync.Mutex
 	sinks   []sinks.Sink // outputs to abort on interruption
+	in      *input       // the run's input, once opened
 	started bool         // a command's RunE was entered (errors before are usage errors)
 }
 
@@ -43,6 +52,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 func runEnv(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
+	for _, v := range append([]string{getenv(config.EnvMetastore), getenv(config.EnvKMS), getenv(config.EnvKMSEndpoints)}, args...) {
+		a.secrets = append(a.secrets, config.DSNSecrets(v)...)
+	}
 	done := make(chan error, 1)
 	go func() {
 		defer func() {
@@ -76,7 +88,7 @@ func runEnv(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		code = exitUsage // cobra's own errors: unknown command, bad arguments
 	}
 	if code != exitSIGPIPE {
-		fmt.Fprintf(stderr, "enc-pipe: error: %s\n", oneLine(err.Error()))
+		fmt.Fprintf(stderr, "enc-pipe: error: %s\n", a.clean(err.Error()))
 		if code == exitUsage {
 			fmt.Fprintln(stderr, "enc-pipe: hint: run 'enc-pipe --help' for usage")
 		}
@@ -123,12 +135,20 @@ func (a *app) hasStarted() bool {
 
 // warnf prints a one-line warning on stderr.
 func (a *app) warnf(format string, args ...any) {
-	fmt.Fprintf(a.stderr, "enc-pipe: warning: %s\n", oneLine(fmt.Sprintf(format, args...)))
+	fmt.Fprintf(a.stderr, "enc-pipe: warning: %s\n", a.clean(fmt.Sprintf(format, args...)))
 }
 
 // noticef prints a one-line notice on stderr.
 func (a *app) noticef(format string, args ...any) {
-	fmt.Fprintf(a.stderr, "enc-pipe: %s\n", oneLine(fmt.Sprintf(format, args...)))
+	fmt.Fprintf(a.stderr, "enc-pipe: %s\n", a.clean(fmt.Sprintf(format, args...)))
+}
+
+// clean makes a message fit on one line and scrubs it of every secret the
+// command line and environment hold, and of anything that looks like a
+// password in a URL or a NAME=VALUE pair (drivers quote DSNs in their
+// errors).
+func (a *app) clean(msg string) string {
+	return oneLine(config.Scrub(msg, a.secrets))
 }
 
 // errCancelled is returned by ctxReader once the run is cancelled.

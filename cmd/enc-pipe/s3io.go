@@ -242,8 +242,11 @@ func (i s3FileInfo) Sys() any           { return nil }
 
 // decryptS3Range decrypts a range of an S3 object with transfer.DecryptRange:
 // the header, the final chunk, then one GET for the chunks of the range.
-func (a *app) decryptS3Range(ctx context.Context, out io.Writer, obj *s3source.Object, be *backend, off, n int64, ropts []encpipe.ReadOption) error {
-	_, err := transfer.DecryptRange(ctx, writeTagger{out}, s3RangeTagger{obj}, be.factory, off, n, ropts...)
+func (a *app) decryptS3Range(ctx context.Context, out io.Writer, obj *s3source.Object, keys *lazyBackend, off, n int64, ropts []encpipe.ReadOption) error {
+	_, err := transfer.DecryptRange(ctx, writeTagger{out}, s3RangeTagger{obj}, keys, off, n, ropts...)
+	if kerr := keys.openErr(); err != nil && kerr != nil {
+		return kerr
+	}
 	if errors.Is(err, transfer.ErrRange) {
 		return usageErrorf("--range starts at %d, after the end of the plaintext", off)
 	}

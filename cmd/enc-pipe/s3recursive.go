@@ -87,13 +87,12 @@ func (a *app) runRecursive(cmd *cobra.Command, args []string) error {
 		if err != nil {
 			return err
 		}
-		be, err := a.openBackend(ctx, false)
-		if err != nil {
-			return err
-		}
-		defer be.Close()
+		// The keys are opened by the first object that needs them: a
+		// rerun that skips everything opens none.
+		keys := &lazyBackend{open: func() (*backend, error) { return a.openBackend(ctx, false) }}
+		defer keys.Close()
 		job = func(ctx context.Context, out sinks.Sink, in sources.Source, _ transfer.Entry) error {
-			return a.decryptStream(ctx, out, in, be, ropts)
+			return a.decryptStream(ctx, out, in, keys, ropts)
 		}
 	}
 

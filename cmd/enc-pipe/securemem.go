@@ -28,6 +28,25 @@ func newSecretFactory(mode securebuf.AccessMode) (*securebuf.Factory, error) {
 	return sf, nil
 }
 
+// limitCoreDumps turns core dumps off for the rest of the process, unless
+// --allow-core-dumps: RLIMIT_CORE becomes 0 (soft and hard) and, on Linux,
+// the process is marked not dumpable (PR_SET_DUMPABLE 0), which also keeps
+// debuggers of the same user from attaching. Keys live in memory that is
+// excluded from dumps anyway; what a dump would hold are AES key schedules
+// and GCM tables that crypto/aes builds on the heap, and plaintext in
+// transit. It runs before any command touches a key. Where the system
+// has no such control (Windows) nothing is done.
+func (a *app) limitCoreDumps() error {
+	if a.g.allowCoreDumps {
+		return nil
+	}
+	err := securebuf.DisableCoreDumps()
+	if err == nil || errors.Is(err, errors.ErrUnsupported) {
+		return nil
+	}
+	return &cliError{code: exitFailure, msg: "cannot turn core dumps off (--allow-core-dumps runs without)", err: err}
+}
+
 // secureMemoryLine describes, for "enc-pipe version", how keys are
 // protected in memory with the current setting: the mode in use and, when
 // auto fell back to mprotect, why.

@@ -45,9 +45,9 @@ enc-pipe stream: a header naming the partition and the wrapped data key,
 then fixed-size chunks sealed with AES-256-GCM. The data key is fresh for
 every stream and wrapped by the partition's intermediate key.
 
-A file OUT is written to a temporary file in its directory and renamed into
-place only on success; an existing OUT is replaced. Ciphertext is never
-written to a terminal.`,
+A file OUT appears only on success (on Linux it has no name until then); an
+existing OUT is replaced and keeps its mode, a new one is created 0666 less
+the umask (it holds ciphertext). Ciphertext is never written to a terminal.`,
 		Example: encryptExample,
 		Args:    maxArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -162,12 +162,28 @@ func (a *app) runEncrypt(cmd *cobra.Command, args []string, f *encryptFlags) err
 	if partition == "" {
 		return usageErrorf("--partition: empty partition id")
 	}
+	settings, err := a.resolveSettings()
+	if err != nil {
+		return err
+	}
 	in, err := a.openInput(ctx, inName)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	be, err := a.openBackend(ctx, true)
+	// The output is checked (and its temporary created) before the keys:
+	// a refused output must not leave a new home behind.
+	out, err := a.openOutput(outName, in, outputOptions{binary: true, public: true})
+	if err != nil {
+		return err
+	}
+	return finish(out, a.encryptWithKeys(ctx, out, in, settings, partition, opts, &f.progress))
+}
+
+// encryptWithKeys opens the key hierarchy and the partition's session, and
+// encrypts in to out.
+func (a *app) encryptWithKeys(ctx context.Context, out io.Writer, in *input, s *settings, partition string, opts []stream.WriterOption, p *progressFlags) error {
+	be, err := a.openBackendWith(ctx, s, true)
 	if err != nil {
 		return err
 	}
@@ -177,14 +193,9 @@ func (a *app) runEncrypt(cmd *cobra.Command, args []string, f *encryptFlags) err
 		return keyError(err, "cannot open partition %q", partition)
 	}
 	defer sess.Close()
-	out, err := a.openOutput(outName, in, outputOptions{binary: true})
-	if err != nil {
-		return err
-	}
-	src, stopProgress := a.withProgress(&f.progress, in, in.size(), "encrypting")
-	err = a.encryptStream(ctx, out, src, sess, opts)
-	stopProgress()
-	return finish(out, err)
+	src, stopProgress := a.withProgress(p, in, in.size(), "encrypting")
+	defer stopProgress()
+	return a.encryptStream(ctx, out, src, sess, opts)
 }
 
 func (a *app) encryptStream(ctx context.Context, out io.Writer, src io.Reader, sess *envelope.Session, opts []stream.WriterOption) error {
@@ -234,7 +245,8 @@ Every chunk is authenticated before any of its bytes are written. A stream
 that is truncated, modified, reordered or followed by extra data fails with
 exit code 3; to standard output, the chunks before the damage have already
 been written, so check the exit code. A file OUT appears only if the whole
-stream authenticates.
+stream authenticates; a new one is created 0600, an existing one keeps its
+mode.
 
 With --partition (or ENC_PIPE_PARTITION) a stream of any other partition is
 refused (exit code 4); without it the partition named in the header is used.`,
@@ -300,6 +312,10 @@ func (a *app) runDecrypt(cmd *cobra.Command, args []string, f *decryptFlags) err
 		ropts = append(ropts, encpipe.AllowPartitions(a.g.partition))
 	}
 
+	settings, err := a.resolveSettings()
+	if err != nil {
+		return err
+	}
 	in, err := a.openInput(ctx, inName)
 	if err != nil {
 		return err
@@ -308,28 +324,30 @@ func (a *app) runDecrypt(cmd *cobra.Command, args []string, f *decryptFlags) err
 	if f.rangeSpec != "" && in.ra == nil {
 		return usageErrorf("--range needs an input file that can be read at any offset, not %s", in.Name())
 	}
-	be, err := a.openBackend(ctx, false)
-	if err != nil {
-		return err
-	}
-	defer be.Close()
 	out, err := a.openOutput(outName, in, outputOptions{})
 	if err != nil {
 		return err
 	}
+	// The keys are opened once the header has arrived: nothing before it
+	// needs them, and the writer of a pipe may still be creating them.
+	keys := &lazyBackend{open: func() (*backend, error) { return a.openBackendWith(ctx, settings, false) }}
+	defer keys.Close()
 	if f.rangeSpec != "" {
-		err = a.decryptRange(ctx, out, in, be, off, n, ropts)
+		err = a.decryptRange(ctx, out, in, keys, off, n, ropts)
 		return finish(out, err)
 	}
 	src, stopProgress := a.withProgress(&f.progress, in, in.size(), "decrypting")
-	err = a.decryptStream(ctx, out, src, be, ropts)
+	err = a.decryptStream(ctx, out, src, keys, ropts)
 	stopProgress()
 	return finish(out, err)
 }
 
-func (a *app) decryptStream(ctx context.Context, out io.Writer, src io.Reader, be *backend, ropts []encpipe.ReadOption) error {
-	r, err := encpipe.NewReader(ctx, readTagger{ctxReader{ctx, src}}, be.factory, ropts...)
+func (a *app) decryptStream(ctx context.Context, out io.Writer, src io.Reader, keys *lazyBackend, ropts []encpipe.ReadOption) error {
+	r, err := encpipe.NewReader(ctx, readTagger{ctxReader{ctx, src}}, keys, ropts...)
 	if err != nil {
+		if kerr := keys.openErr(); kerr != nil {
+			return kerr
+		}
 		return classifyStreamErr(err, "cannot decrypt")
 	}
 	defer r.Close()
@@ -339,16 +357,19 @@ func (a *app) decryptStream(ctx context.Context, out io.Writer, src io.Reader, b
 	return nil
 }
 
-func (a *app) decryptRange(ctx context.Context, out io.Writer, in *input, be *backend, off, n int64, ropts []encpipe.ReadOption) error {
+func (a *app) decryptRange(ctx context.Context, out io.Writer, in *input, keys *lazyBackend, off, n int64, ropts []encpipe.ReadOption) error {
 	if obj, ok := in.Source.(*s3source.Object); ok {
-		return a.decryptS3Range(ctx, out, obj, be, off, n, ropts) // s3io.go: one GET for the chunks of the range
+		return a.decryptS3Range(ctx, out, obj, keys, off, n, ropts) // s3io.go: one GET for the chunks of the range
 	}
 	ra := readerAtTagger{in.ra}
 	if h, err := stream.ReadHeader(io.NewSectionReader(ra, 0, in.ra.Size())); err == nil && h.Compression() != stream.CodecNone {
 		return usageErrorf("--range needs an uncompressed stream: this one is compressed, so its chunks cannot be located")
 	}
-	r, err := encpipe.NewReaderAt(ctx, ra, in.ra.Size(), be.factory, ropts...)
+	r, err := encpipe.NewReaderAt(ctx, ra, in.ra.Size(), keys, ropts...)
 	if err != nil {
+		if kerr := keys.openErr(); kerr != nil {
+			return kerr
+		}
 		return classifyStreamErr(err, "cannot decrypt")
 	}
 	defer r.Close()

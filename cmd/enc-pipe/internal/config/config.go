@@ -33,6 +33,9 @@ const (
 	EnvMetastore    = "ENC_PIPE_METASTORE"
 	EnvKMS          = "ENC_PIPE_KMS"
 	EnvSecureMemory = "ENC_PIPE_SECURE_MEMORY"
+	// EnvAllowCoreDumps, when true (1), keeps core dumps, which the
+	// command otherwise turns off.
+	EnvAllowCoreDumps = "ENC_PIPE_ALLOW_CORE_DUMPS"
 )
 
 // ErrInvalid is returned (wrapped) for settings that cannot be used; the
@@ -84,21 +87,9 @@ type Metastore struct {
 	Raw string
 }
 
-// Redacted is the specification with any password replaced by "xxxxx".
-func (m Metastore) Redacted() string {
-	if m.Scheme == MySQL {
-		if at := strings.LastIndex(m.DSN, "@"); at >= 0 {
-			if colon := strings.Index(m.DSN[:at], ":"); colon >= 0 {
-				return "mysql://" + m.DSN[:colon] + ":xxxxx" + m.DSN[at:]
-			}
-		}
-		return m.Raw
-	}
-	if u, err := url.Parse(m.Raw); err == nil {
-		return u.Redacted()
-	}
-	return m.Scheme + "://…"
-}
+// Redacted is the specification with every password and every
+// secret-looking query parameter replaced by "xxxxx" (see RedactDSN).
+func (m Metastore) Redacted() string { return RedactDSN(m.Raw) }
 
 // DefaultMetastore is the embedded default: SQLite in home.
 func DefaultMetastore(home string) Metastore {
@@ -117,7 +108,7 @@ func ParseMetastore(s string) (Metastore, error) {
 	}
 	scheme, rest, ok := strings.Cut(s, "://")
 	if !ok {
-		return bad("%q: want sqlite://PATH, postgres://…, mysql://… or dynamodb://TABLE?region=REGION", s)
+		return bad("%q: want sqlite://PATH, postgres://…, mysql://… or dynamodb://TABLE?region=REGION", RedactDSN(s))
 	}
 	m := Metastore{Raw: s}
 	switch strings.ToLower(scheme) {
@@ -130,7 +121,7 @@ func ParseMetastore(s string) (Metastore, error) {
 	case "postgres", "postgresql":
 		u, err := url.Parse(s)
 		if err != nil || u.Host == "" {
-			return bad("postgres URL %q: want postgres://USER:PASS@HOST:PORT/DB", redactURL(s))
+			return bad("postgres URL %q: want postgres://USER:PASS@HOST:PORT/DB", RedactDSN(s))
 		}
 		m.Scheme, m.DSN = Postgres, s
 	case "mysql":
@@ -141,13 +132,13 @@ func ParseMetastore(s string) (Metastore, error) {
 	case "dynamodb":
 		u, err := url.Parse(s)
 		if err != nil || u.Host == "" {
-			return bad("%q: want dynamodb://TABLE?region=REGION", s)
+			return bad("%q: want dynamodb://TABLE?region=REGION", RedactDSN(s))
 		}
 		q := u.Query()
 		m.Scheme, m.Table = DynamoDB, u.Host
 		m.Region, m.Endpoint = q.Get("region"), q.Get("endpoint")
 		if m.Region == "" {
-			return bad("%q: dynamodb needs ?region=REGION", s)
+			return bad("%q: dynamodb needs ?region=REGION", RedactDSN(s))
 		}
 		if r := q.Get("replicas"); r != "" {
 			m.Replicas = strings.Split(r, ",")
@@ -157,26 +148,19 @@ func ParseMetastore(s string) (Metastore, error) {
 		case "true":
 			m.RegionSuffix = true
 		default:
-			return bad("%q: region_suffix must be true or false", s)
+			return bad("%q: region_suffix must be true or false", RedactDSN(s))
 		}
 		for k := range q {
 			switch k {
 			case "region", "endpoint", "replicas", "region_suffix":
 			default:
-				return bad("%q: unknown dynamodb parameter %q (want region, endpoint, replicas, region_suffix)", s, k)
+				return bad("%q: unknown dynamodb parameter %q (want region, endpoint, replicas, region_suffix)", RedactDSN(s), k)
 			}
 		}
 	default:
 		return bad("unknown scheme %q (want sqlite, postgres, mysql or dynamodb)", scheme)
 	}
 	return m, nil
-}
-
-func redactURL(s string) string {
-	if u, err := url.Parse(s); err == nil {
-		return u.Redacted()
-	}
-	return "…"
 }
 
 // EnvKMSEndpoints overrides the AWS KMS endpoint per region, as
@@ -192,7 +176,7 @@ func ParseEndpoints(s string) (map[string]string, error) {
 	for _, kv := range strings.Split(s, ",") {
 		r, u, ok := strings.Cut(strings.TrimSpace(kv), "=")
 		if !ok || r == "" || u == "" {
-			return nil, fmt.Errorf("%w: %s: %q: want REGION=URL[,REGION=URL...]", ErrInvalid, EnvKMSEndpoints, kv)
+			return nil, fmt.Errorf("%w: %s: %q: want REGION=URL[,REGION=URL...]", ErrInvalid, EnvKMSEndpoints, RedactDSN(kv))
 		}
 		out[r] = u
 	}
@@ -239,7 +223,7 @@ func ParseKMS(s string) (KMS, error) {
 		}
 		return KMS{Kind: AWS, AWS: rest, Raw: s}, nil
 	}
-	return KMS{}, fmt.Errorf("%w: --kms %q: want static:FILE or aws:REGION=ARN[,...][,preferred=REGION]", ErrInvalid, s)
+	return KMS{}, fmt.Errorf("%w: --kms %q: want static:FILE or aws:REGION=ARN[,...][,preferred=REGION]", ErrInvalid, RedactDSN(s))
 }
 
 // DefaultSecureMemory is the default of --secure-memory: memory protection
