@@ -27,7 +27,7 @@ var (
 	// unwrap under its parent. It says nothing about the stream itself,
 	// which may be intact: the error also wraps the *envelope.KeyError
 	// that names the key and the cause (errors.As), so errors.Is matches
-	// envelope.ErrKeyNotFound for a missing row. A key record that does
+	// envelope.ErrNotFound for a missing row. A key record that does
 	// not unwrap under an intermediate key that did load is a modified
 	// header and fails with stream.ErrAuth instead. (A header modified to
 	// name an intermediate key that does not exist cannot be told from a

@@ -360,7 +360,7 @@ func TestKeyErrorsAreNotTampering(t *testing.T) {
 	}{
 		{"wrong master key", newEnvKMS(t, store, newStaticKMS(t, "anotherStaticMasterKeyForTesting")), envelope.ErrDecrypt, envelope.SystemKey},
 		{"KMS down", newEnvKMS(t, store, failingKMS{}), errKMSDown, envelope.SystemKey},
-		{"no rows", newEnv(t, memstore.New()), envelope.ErrKeyNotFound, envelope.IntermediateKey},
+		{"no rows", newEnv(t, memstore.New()), envelope.ErrNotFound, envelope.IntermediateKey},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -76,9 +76,11 @@
 // # Errors
 //
 // Errors are sentinels (ErrDecrypt, ErrPartitionMismatch, ErrInvalidRecord,
-// ErrKeyNotFound, ErrClosed, ErrInvalidConfig, ...) or *KeyError, all
-// usable with errors.Is and errors.As. The metastore contract uses
-// ErrNotFound and ErrKeyExists (types.go). Every metastore and KMS call
+// ErrNotFound, ErrClosed, ErrInvalidConfig, ...) or *KeyError, all
+// usable with errors.Is and errors.As. ErrNotFound is the one "not found":
+// Metastore.Load returns it, and a session returns it wrapped in a
+// *KeyError that names the missing key. The metastore contract also has
+// ErrKeyExists (types.go). Every metastore and KMS call
 // receives the caller's context.
 //
 // # Concurrency

@@ -203,7 +203,7 @@ func (l ikLoader) LoadLatest(ctx context.Context, id string, cur *keycache.Entry
 		return f.createIntermediateKey(ctx, id, rec.Created)
 	}
 	e, err := f.openIntermediateKey(ctx, id, rec, now, true)
-	if err != nil && (errors.Is(err, errUnusableParent) || errors.Is(err, ErrKeyNotFound) ||
+	if err != nil && (errors.Is(err, errUnusableParent) || errors.Is(err, ErrNotFound) ||
 		errors.Is(err, ErrDecrypt) || errors.Is(err, ErrInvalidRecord)) {
 		// As Asherah does: a latest key that cannot serve writes is
 		// replaced rather than failing every write.
@@ -221,7 +221,7 @@ func (f *SessionFactory) parentUsable(ctx context.Context, rec *EnvelopeKeyRecor
 		return false, nil
 	}
 	sk, err := f.skCache.GetOrLoad(ctx, keycache.Key{ID: rec.ParentKeyMeta.ID, Created: rec.ParentKeyMeta.Created})
-	if errors.Is(err, ErrKeyNotFound) {
+	if errors.Is(err, ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {

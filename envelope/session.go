@@ -160,7 +160,7 @@ type drrAlloc struct {
 // Decrypt returns the plaintext of drr. It checks, in this order, that the
 // record has a Key and a ParentKeyMeta (ErrInvalidRecord), that the key is
 // this session's partition's (ErrPartitionMismatch), loads the
-// intermediate and system keys (a *KeyError matching ErrKeyNotFound when
+// intermediate and system keys (a *KeyError matching ErrNotFound when
 // absent) and authenticates the wrapped key and the data (ErrDecrypt). It
 // never returns plaintext together with an error. Revoked and expired keys
 // still decrypt.

@@ -82,7 +82,7 @@ func TestAsherahNegativeVectors(t *testing.T) {
 		"data-nonce-bitflip":      envelope.ErrDecrypt,
 		"drk-bitflip":             envelope.ErrDecrypt,
 		"wrong-partition":         envelope.ErrPartitionMismatch,
-		"unknown-ik-created":      envelope.ErrKeyNotFound,
+		"unknown-ik-created":      envelope.ErrNotFound,
 		"missing-parent-key-meta": envelope.ErrInvalidRecord,
 		"missing-key":             envelope.ErrInvalidRecord,
 		"wrong-service":           envelope.ErrPartitionMismatch,
@@ -110,10 +110,10 @@ func TestAsherahNegativeVectors(t *testing.T) {
 					if !errors.Is(err, want) {
 						t.Errorf("Decrypt error %q does not match %v", err, want)
 					}
-					if errors.Is(err, envelope.ErrKeyNotFound) {
+					if errors.Is(err, envelope.ErrNotFound) {
 						var ke *envelope.KeyError
-						if !errors.As(err, &ke) || ke.Kind != envelope.IntermediateKey || !errors.Is(err, envelope.ErrNotFound) {
-							t.Errorf("missing key error %v is not a *KeyError for an intermediate key matching ErrNotFound", err)
+						if !errors.As(err, &ke) || ke.Kind != envelope.IntermediateKey || ke.ID != drr.Key.ParentKeyMeta.ID {
+							t.Errorf("missing key error %v is not a *KeyError naming the record's intermediate key", err)
 						}
 					}
 				})

@@ -81,7 +81,7 @@ func classify(err error) int {
 		errors.Is(err, stream.ErrInvalidHeader), errors.Is(err, stream.ErrInvalidChunk),
 		errors.Is(err, stream.ErrUnsupported), errors.Is(err, io.ErrUnexpectedEOF):
 		return exitIntegrity
-	case errors.Is(err, envelope.ErrNotFound), errors.Is(err, envelope.ErrKeyNotFound):
+	case errors.Is(err, envelope.ErrNotFound):
 		return exitKey
 	case errors.Is(err, envelope.ErrInvalidRecord):
 		return exitIntegrity
@@ -130,7 +130,7 @@ func classifyStreamErr(err error, what string) error {
 		msg = "--range needs an uncompressed stream: this one is compressed, so its chunks cannot be located"
 	case errors.Is(err, encpipe.ErrPartitionNotAllowed):
 		msg = "stream belongs to another partition"
-	case errors.Is(err, envelope.ErrNotFound), errors.Is(err, envelope.ErrKeyNotFound):
+	case errors.Is(err, envelope.ErrNotFound):
 		msg = "key not found in the metastore (deleted, shredded, or another metastore)"
 	}
 	return &cliError{code: code, msg: msg, err: err, terse: msg != what}
