@@ -18,13 +18,19 @@ func TestAsherahVectors(t *testing.T) {
 	if len(v.records) < 16 || len(v.negatives) < 9 || len(v.rows) < 10 {
 		t.Fatalf("vectors look incomplete: %d records, %d negatives, %d rows", len(v.records), len(v.negatives), len(v.rows))
 	}
-	policies := map[string]*envelope.CryptoPolicy{
-		"cached":  envelope.NewCryptoPolicy(),
-		"nocache": envelope.NewCryptoPolicy(envelope.WithNoCache()),
-		"shared":  envelope.NewCryptoPolicy(envelope.WithSharedIntermediateKeyCache(10), envelope.WithSessionCache()),
+	type variant struct {
+		policy *envelope.CryptoPolicy
+		opts   []envelope.FactoryOption
+	}
+	variants := map[string]variant{
+		"cached":        {envelope.NewCryptoPolicy(), nil},
+		"cached-strict": {envelope.NewCryptoPolicy(), []envelope.FactoryOption{envelope.WithKeyAccess(envelope.KeyAccessStrict)}},
+		"nocache":       {envelope.NewCryptoPolicy(envelope.WithNoCache()), nil},
+		"shared":        {envelope.NewCryptoPolicy(envelope.WithSharedIntermediateKeyCache(10), envelope.WithSessionCache()), nil},
 	}
 	for _, b := range backends {
-		for pname, policy := range policies {
+		for pname, vt := range variants {
+			policy := vt.policy
 			t.Run(b.name+"/"+pname, func(t *testing.T) {
 				store := b.open(t)
 				loadRows(t, store, v.rows)
@@ -39,7 +45,7 @@ func TestAsherahVectors(t *testing.T) {
 						factories[key] = newFactory(t, &envelope.Config{
 							Service: key.Service, Product: key.Product,
 							RegionSuffix: key.RegionSuffix, Policy: policy,
-						}, store)
+						}, store, vt.opts...)
 					}
 				}
 				for _, rec := range v.records {
