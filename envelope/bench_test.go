@@ -139,15 +139,25 @@ func BenchmarkEncryptParallel(b *testing.B) {
 	})
 }
 
+// BenchmarkStrict is BenchmarkEncrypt and BenchmarkDecrypt with
+// KeyAccessStrict: the intermediate key's secret is opened for every
+// record.
+func BenchmarkStrict(b *testing.B) {
+	b.Run("Encrypt", func(b *testing.B) { benchEncrypt(b, warmSession(b, envelope.WithKeyAccess(envelope.KeyAccessStrict))) })
+	b.Run("Decrypt", func(b *testing.B) { benchDecrypt(b, warmSession(b, envelope.WithKeyAccess(envelope.KeyAccessStrict))) })
+}
+
 // BenchmarkInterleaved times, inside every iteration and in alternating
 // order, the operations whose ratios the performance goals are about, so
 // that all of them see the same machine load:
 //
 //   - 64B: one raw WithBytes on a protected 32-byte secret (the two
-//     mprotect calls a warm Encrypt or Decrypt must pay), a warm 64-byte
-//     Encrypt and a warm 64-byte Decrypt; and, where memory protection
-//     keys work, the same three with securebuf.AccessPKey secrets (the
-//     session's keys in a PKey factory given with WithSecretFactory);
+//     mprotect calls a strict Encrypt or Decrypt pays), a warm Encrypt and
+//     Decrypt of 64 bytes and of 1 KiB with KeyAccessCached (the default),
+//     and of 64 bytes with KeyAccessStrict; and, where memory protection
+//     keys work, WithBytes and the strict 64-byte pair with
+//     securebuf.AccessPKey secrets (the cached mode opens no secret, so
+//     the access mode does not change it);
 //   - 1MiB: the standard library's AES-256-GCM Seal of 1 MiB (cipher set
 //     up once) into a reused buffer and into a new one, as Encrypt must
 //     return a new one, and a warm 1 MiB Encrypt and Decrypt.
@@ -168,8 +178,17 @@ func BenchmarkInterleaved(b *testing.B) {
 		}
 		defer sec.Close()
 		nop := func([]byte) error { return nil }
-		data := make([]byte, 64)
+		strict := warmSession(b, envelope.WithKeyAccess(envelope.KeyAccessStrict))
+		data, kib := make([]byte, 64), make([]byte, 1024)
 		drr, err := s.Encrypt(ctx, data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		kdrr, err := s.Encrypt(ctx, kib)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sdrr, err := strict.Encrypt(ctx, data)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -177,11 +196,15 @@ func BenchmarkInterleaved(b *testing.B) {
 			func() { sec.WithBytes(nop) },
 			func() { s.Encrypt(ctx, data) },
 			func() { s.Decrypt(ctx, *drr) },
+			func() { s.Encrypt(ctx, kib) },
+			func() { s.Decrypt(ctx, *kdrr) },
+			func() { strict.Encrypt(ctx, data) },
+			func() { strict.Decrypt(ctx, *sdrr) },
 		}
 		var psec securebuf.Secret
 		if err := securebuf.PKeyAvailable(); err == nil {
 			psf := pkeySecrets(b)
-			ps := warmSession(b, envelope.WithSecretFactory(psf))
+			ps := warmSession(b, envelope.WithSecretFactory(psf), envelope.WithKeyAccess(envelope.KeyAccessStrict))
 			if psec, err = psf.CreateRandom(32); err != nil {
 				b.Fatal(err)
 			}
@@ -202,14 +225,18 @@ func BenchmarkInterleaved(b *testing.B) {
 		b.ReportMetric(t[0], "withbytes-ns/op")
 		b.ReportMetric(t[1], "encrypt-ns/op")
 		b.ReportMetric(t[2], "decrypt-ns/op")
-		b.ReportMetric(t[1]/t[0], "encrypt/withbytes")
-		b.ReportMetric(t[2]/t[0], "decrypt/withbytes")
+		b.ReportMetric(t[3], "encrypt-1KiB-ns/op")
+		b.ReportMetric(t[4], "decrypt-1KiB-ns/op")
+		b.ReportMetric(t[5], "strict-encrypt-ns/op")
+		b.ReportMetric(t[6], "strict-decrypt-ns/op")
+		b.ReportMetric(t[5]/t[1], "encrypt-strict/cached")
+		b.ReportMetric(t[6]/t[2], "decrypt-strict/cached")
 		if psec != nil {
-			b.ReportMetric(t[3], "pkey-withbytes-ns/op")
-			b.ReportMetric(t[4], "pkey-encrypt-ns/op")
-			b.ReportMetric(t[5], "pkey-decrypt-ns/op")
-			b.ReportMetric(t[1]/t[4], "encrypt-mprotect/pkey")
-			b.ReportMetric(t[2]/t[5], "decrypt-mprotect/pkey")
+			b.ReportMetric(t[7], "pkey-withbytes-ns/op")
+			b.ReportMetric(t[8], "pkey-strict-encrypt-ns/op")
+			b.ReportMetric(t[9], "pkey-strict-decrypt-ns/op")
+			b.ReportMetric(t[8]/t[1], "encrypt-pkey-strict/cached")
+			b.ReportMetric(t[9]/t[2], "decrypt-pkey-strict/cached")
 		}
 	})
 	b.Run("1MiB", func(b *testing.B) {
