@@ -56,21 +56,32 @@ func Wiped(a cipher.AEAD) bool {
 
 // Wipeable reports whether New and Wipe clear the standard library's AES
 // and GCM objects on this platform.
-func Wipeable() bool { return wipeable() }
+func Wipeable() bool { return std.ok }
 
-var wipeable = sync.OnceValue(func() bool {
+// std describes the standard library's AES block and GCM types, found once
+// by building one of each, so that wiping them needs no map lookup.
+var std = func() (d struct {
+	ok                 bool
+	block, gcm         reflect.Type
+	blockSize, gcmSize uintptr
+}) {
 	block, err := aes.NewCipher(make([]byte, KeySize))
 	if err != nil {
-		return false
+		return d
 	}
 	gcm, err := cipher.NewGCM(block)
 	if err != nil {
-		return false
+		return d
 	}
-	return pointerFree(reflect.TypeOf(block)) && pointerFree(reflect.TypeOf(gcm))
-})
+	d.block, d.gcm = reflect.TypeOf(block), reflect.TypeOf(gcm)
+	d.ok = pointerFree(d.block) && pointerFree(d.gcm)
+	if d.ok {
+		d.blockSize, d.gcmSize = d.block.Elem().Size(), d.gcm.Elem().Size()
+	}
+	return d
+}()
 
-// types caches pointerFree by type.
+// types caches pointerFree by type, for types other than std's.
 var types sync.Map // reflect.Type -> bool
 
 // wipe clears the object x points to when its type holds no pointers.
@@ -90,19 +101,28 @@ func state(x any) []byte {
 		return nil
 	}
 	t := reflect.TypeOf(x)
-	ok, cached := types.Load(t)
-	if !cached {
-		ok = pointerFree(t)
-		types.Store(t, ok)
-	}
-	if !ok.(bool) {
-		return nil
+	var size uintptr
+	switch {
+	case std.ok && t == std.gcm:
+		size = std.gcmSize
+	case std.ok && t == std.block:
+		size = std.blockSize
+	default:
+		ok, cached := types.Load(t)
+		if !cached {
+			ok = pointerFree(t)
+			types.Store(t, ok)
+		}
+		if !ok.(bool) {
+			return nil
+		}
+		size = t.Elem().Size()
 	}
 	v := reflect.ValueOf(x)
-	if v.IsNil() || t.Elem().Size() == 0 {
+	if v.IsNil() || size == 0 {
 		return nil
 	}
-	return unsafe.Slice((*byte)(v.UnsafePointer()), t.Elem().Size())
+	return unsafe.Slice((*byte)(v.UnsafePointer()), size)
 }
 
 // pointerFree reports whether t is a pointer to a value without pointers
