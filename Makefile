@@ -30,7 +30,8 @@ RACE_PKGS := ./securebuf/... ./envelope/... ./stream/... ./sinks/... ./sources/.
 
 # The core: no AWS, no Kafka, no testify in their non-test import graphs.
 CORE_PKGS := ./securebuf/... ./stream/... ./envelope ./envelope/internal/... \
-	./envelope/metastore/memstore ./envelope/metastore/sqlstore ./envelope/kms/statickms
+	./envelope/metastore/memstore ./envelope/metastore/sqlstore ./envelope/kms/statickms \
+	./envelope/asherahcompat/...
 FORBIDDEN := github.com/aws/|github.com/segmentio/kafka-go|github.com/stretchr/testify|github.com/twmb/
 
 .PHONY: test unit race integration lint vuln fuzz bench bench-report deps-check demo services-start services-stop

@@ -1,10 +1,11 @@
 package envelope
 
 import (
-	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
 	"fmt"
+
+	"github.com/enc-pipe/enc-pipe/envelope/internal/aesgcm"
 )
 
 // AEAD encrypts and decrypts with a raw key; it is Asherah's
@@ -41,7 +42,7 @@ const (
 //
 // so a blob is always 28 bytes longer than its plaintext. Keys must be 32
 // bytes. The expanded AES key schedule is built per call on the Go heap and
-// dropped after it.
+// wiped before the call returns.
 func NewAES256GCM() AEAD { return aes256GCM{} }
 
 type aes256GCM struct{}
@@ -52,15 +53,13 @@ func (aes256GCM) Encrypt(data, key []byte) ([]byte, error) { return sealAppend(n
 
 func (aes256GCM) Decrypt(blob, key []byte) ([]byte, error) { return openAppend(nil, blob, key) }
 
+// newGCM returns AES-256-GCM for key; the caller wipes it with
+// aesgcm.Wipe when done.
 func newGCM(key []byte) (cipher.AEAD, error) {
 	if len(key) != AES256KeySize {
 		return nil, fmt.Errorf("%w (got %d)", ErrInvalidKey, len(key))
 	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	return cipher.NewGCM(block)
+	return aesgcm.New(key)
 }
 
 // sealAppend appends the blob of data under key, with a random nonce, to
@@ -70,7 +69,8 @@ func sealAppend(dst, data, key []byte) ([]byte, error) {
 }
 
 // sealAppendNonce is sealAppend with the nonce given by the caller (12
-// bytes from crypto/rand), or a random one when nonce is nil.
+// bytes from crypto/rand), or a random one when nonce is nil. The cipher
+// built for key is wiped before it returns.
 func sealAppendNonce(dst, data, key, nonce []byte) ([]byte, error) {
 	if uint64(len(data)) > MaxPlaintextSize {
 		return nil, ErrDataTooLarge
@@ -79,6 +79,13 @@ func sealAppendNonce(dst, data, key, nonce []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer aesgcm.Wipe(gcm)
+	return sealWith(gcm, dst, data, nonce), nil
+}
+
+// sealWith appends the blob of data under gcm to dst, with nonce (nil for
+// a random one). len(data) must be at most MaxPlaintextSize.
+func sealWith(gcm cipher.AEAD, dst, data, nonce []byte) []byte {
 	n := len(dst)
 	total := n + len(data) + Overhead
 	if cap(dst) < total {
@@ -94,12 +101,13 @@ func sealAppendNonce(dst, data, key, nonce []byte) ([]byte, error) {
 		copy(tail, nonce)
 	}
 	gcm.Seal(out[n:n], tail, data, nil)
-	return out, nil
+	return out
 }
 
 // openAppend appends the plaintext of blob under key to dst. When dst has
 // the capacity, the plaintext is written in place (used to unwrap keys into
-// locked scratch memory).
+// locked scratch memory). The cipher built for key is wiped before it
+// returns.
 func openAppend(dst, blob, key []byte) ([]byte, error) {
 	if len(blob) < Overhead {
 		return nil, fmt.Errorf("%w: blob of %d bytes is shorter than tag and nonce", ErrDecrypt, len(blob))
@@ -107,6 +115,15 @@ func openAppend(dst, blob, key []byte) ([]byte, error) {
 	gcm, err := newGCM(key)
 	if err != nil {
 		return nil, err
+	}
+	defer aesgcm.Wipe(gcm)
+	return openWith(gcm, dst, blob)
+}
+
+// openWith appends the plaintext of blob under gcm to dst.
+func openWith(gcm cipher.AEAD, dst, blob []byte) ([]byte, error) {
+	if len(blob) < Overhead {
+		return nil, fmt.Errorf("%w: blob of %d bytes is shorter than tag and nonce", ErrDecrypt, len(blob))
 	}
 	split := len(blob) - GCMNonceSize
 	out, err := gcm.Open(dst, blob[split:], blob[:split], nil)

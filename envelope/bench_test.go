@@ -139,15 +139,27 @@ func BenchmarkEncryptParallel(b *testing.B) {
 	})
 }
 
+// BenchmarkStrict is BenchmarkEncrypt and BenchmarkDecrypt with
+// KeyAccessStrict: the intermediate key's secret is opened for every
+// record.
+func BenchmarkStrict(b *testing.B) {
+	b.Run("Encrypt", func(b *testing.B) { benchEncrypt(b, warmSession(b, envelope.WithKeyAccess(envelope.KeyAccessStrict))) })
+	b.Run("Decrypt", func(b *testing.B) { benchDecrypt(b, warmSession(b, envelope.WithKeyAccess(envelope.KeyAccessStrict))) })
+}
+
 // BenchmarkInterleaved times, inside every iteration and in alternating
 // order, the operations whose ratios the performance goals are about, so
 // that all of them see the same machine load:
 //
-//   - 64B: one raw WithBytes on a protected 32-byte secret (the two
-//     mprotect calls a warm Encrypt or Decrypt must pay), a warm 64-byte
-//     Encrypt and a warm 64-byte Decrypt; and, where memory protection
-//     keys work, the same three with securebuf.AccessPKey secrets (the
-//     session's keys in a PKey factory given with WithSecretFactory);
+//   - cached: a warm Encrypt and Decrypt of 64 bytes and of 1 KiB with
+//     KeyAccessCached (the default): the goals. Nothing else runs
+//     in this loop, so no page-protection change (whose TLB shootdown
+//     slows every thread of the process) disturbs them;
+//   - strict: one raw WithBytes on a protected 32-byte secret (the two
+//     mprotect calls a strict Encrypt or Decrypt pays), a warm 64-byte
+//     Encrypt and Decrypt with KeyAccessStrict and with KeyAccessCached,
+//     for the ratios; and, where memory protection keys work, WithBytes
+//     and the strict pair with securebuf.AccessPKey secrets;
 //   - 1MiB: the standard library's AES-256-GCM Seal of 1 MiB (cipher set
 //     up once) into a reused buffer and into a new one, as Encrypt must
 //     return a new one, and a warm 1 MiB Encrypt and Decrypt.
@@ -156,7 +168,28 @@ func BenchmarkEncryptParallel(b *testing.B) {
 func BenchmarkInterleaved(b *testing.B) {
 	s := warmSession(b)
 	ctx := context.Background()
-	b.Run("64B", func(b *testing.B) {
+	data, kib := make([]byte, 64), make([]byte, 1024)
+	drr, err := s.Encrypt(ctx, data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	kdrr, err := s.Encrypt(ctx, kib)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("cached", func(b *testing.B) {
+		t := interleave(b, []func(){
+			func() { s.Encrypt(ctx, data) },
+			func() { s.Decrypt(ctx, *drr) },
+			func() { s.Encrypt(ctx, kib) },
+			func() { s.Decrypt(ctx, *kdrr) },
+		})
+		b.ReportMetric(t[0], "encrypt-64B-ns/op")
+		b.ReportMetric(t[1], "decrypt-64B-ns/op")
+		b.ReportMetric(t[2], "encrypt-1KiB-ns/op")
+		b.ReportMetric(t[3], "decrypt-1KiB-ns/op")
+	})
+	b.Run("strict", func(b *testing.B) {
 		sf, err := securebuf.NewFactory()
 		if err != nil {
 			b.Fatal(err)
@@ -168,20 +201,22 @@ func BenchmarkInterleaved(b *testing.B) {
 		}
 		defer sec.Close()
 		nop := func([]byte) error { return nil }
-		data := make([]byte, 64)
-		drr, err := s.Encrypt(ctx, data)
+		strict := warmSession(b, envelope.WithKeyAccess(envelope.KeyAccessStrict))
+		sdrr, err := strict.Encrypt(ctx, data)
 		if err != nil {
 			b.Fatal(err)
 		}
 		ops := []func(){
 			func() { sec.WithBytes(nop) },
+			func() { strict.Encrypt(ctx, data) },
+			func() { strict.Decrypt(ctx, *sdrr) },
 			func() { s.Encrypt(ctx, data) },
 			func() { s.Decrypt(ctx, *drr) },
 		}
 		var psec securebuf.Secret
 		if err := securebuf.PKeyAvailable(); err == nil {
 			psf := pkeySecrets(b)
-			ps := warmSession(b, envelope.WithSecretFactory(psf))
+			ps := warmSession(b, envelope.WithSecretFactory(psf), envelope.WithKeyAccess(envelope.KeyAccessStrict))
 			if psec, err = psf.CreateRandom(32); err != nil {
 				b.Fatal(err)
 			}
@@ -200,16 +235,18 @@ func BenchmarkInterleaved(b *testing.B) {
 		}
 		t := interleave(b, ops)
 		b.ReportMetric(t[0], "withbytes-ns/op")
-		b.ReportMetric(t[1], "encrypt-ns/op")
-		b.ReportMetric(t[2], "decrypt-ns/op")
-		b.ReportMetric(t[1]/t[0], "encrypt/withbytes")
-		b.ReportMetric(t[2]/t[0], "decrypt/withbytes")
+		b.ReportMetric(t[1], "strict-encrypt-ns/op")
+		b.ReportMetric(t[2], "strict-decrypt-ns/op")
+		b.ReportMetric(t[3], "encrypt-ns/op")
+		b.ReportMetric(t[4], "decrypt-ns/op")
+		b.ReportMetric(t[1]/t[3], "encrypt-strict/cached")
+		b.ReportMetric(t[2]/t[4], "decrypt-strict/cached")
 		if psec != nil {
-			b.ReportMetric(t[3], "pkey-withbytes-ns/op")
-			b.ReportMetric(t[4], "pkey-encrypt-ns/op")
-			b.ReportMetric(t[5], "pkey-decrypt-ns/op")
-			b.ReportMetric(t[1]/t[4], "encrypt-mprotect/pkey")
-			b.ReportMetric(t[2]/t[5], "decrypt-mprotect/pkey")
+			b.ReportMetric(t[5], "pkey-withbytes-ns/op")
+			b.ReportMetric(t[6], "pkey-strict-encrypt-ns/op")
+			b.ReportMetric(t[7], "pkey-strict-decrypt-ns/op")
+			b.ReportMetric(t[6]/t[3], "encrypt-pkey-strict/cached")
+			b.ReportMetric(t[7]/t[4], "decrypt-pkey-strict/cached")
 		}
 	})
 	b.Run("1MiB", func(b *testing.B) {

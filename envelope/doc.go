@@ -63,22 +63,33 @@
 // # Memory
 //
 // System and intermediate keys live in securebuf Secrets: locked, excluded
-// from core dumps, inaccessible except inside WithBytes. A warm Encrypt or
-// Decrypt opens exactly one of them once. With the default securebuf
-// factory that costs two mprotect calls; give WithSecretFactory a factory
-// made with securebuf.WithAccessMode(securebuf.AccessPKey) (or AccessAuto)
-// and it costs two WRPKRU instructions, with the key readable only by the
-// calling goroutine meanwhile (docs/PERFORMANCE.md has both). Data row keys
-// live in securebuf scratch slots (locked, wiped on release). AES key
-// schedules are built per operation and left to the garbage collector: the
-// standard library offers no way to place or wipe them.
+// from core dumps, inaccessible except inside WithBytes. Data row keys live
+// in securebuf scratch slots (locked, excluded from dumps, wiped on
+// release).
+//
+// AES-GCM needs the key expanded into round keys, and the standard library
+// builds them on the Go heap. WithKeyAccess chooses where a cached
+// intermediate key's schedule lives. With KeyAccessCached (the default)
+// each cached intermediate key has one cipher, built when the key is
+// loaded or created and wiped when the key leaves the cache and its last
+// user is done, so a warm Encrypt or Decrypt opens no secret (no system
+// call) and the heap holds one schedule per live intermediate key. With
+// KeyAccessStrict every record opens the key (two mprotect calls with the
+// default securebuf factory, two WRPKRU instructions with
+// securebuf.AccessPKey) and builds the schedule inside the call. Every
+// other schedule (system keys, data row keys, the static KMS's master key)
+// is built per call and wiped before the call returns. docs/THREAT-MODEL.md
+// says what is left on the heap in each mode, and docs/PERFORMANCE.md what
+// each costs.
 //
 // # Errors
 //
 // Errors are sentinels (ErrDecrypt, ErrPartitionMismatch, ErrInvalidRecord,
-// ErrKeyNotFound, ErrClosed, ErrInvalidConfig, ...) or *KeyError, all
-// usable with errors.Is and errors.As. The metastore contract uses
-// ErrNotFound and ErrKeyExists (types.go). Every metastore and KMS call
+// ErrNotFound, ErrClosed, ErrInvalidConfig, ...) or *KeyError, all
+// usable with errors.Is and errors.As. ErrNotFound is the one "not found":
+// Metastore.Load returns it, and a session returns it wrapped in a
+// *KeyError that names the missing key. The metastore contract also has
+// ErrKeyExists (types.go). Every metastore and KMS call
 // receives the caller's context.
 //
 // # Concurrency

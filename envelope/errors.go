@@ -6,8 +6,8 @@ import (
 )
 
 // Errors returned by sessions and session factories. Test for them with
-// errors.Is; the metastore sentinels ErrNotFound and ErrKeyExists are in
-// types.go.
+// errors.Is; the metastore sentinels ErrNotFound and ErrKeyExists, which
+// sessions return too (inside a *KeyError), are in types.go.
 var (
 	// ErrInvalidRecord is returned by Decrypt and OpenDataKey for a record
 	// that lacks its Key, the key's ParentKeyMeta, or its data.
@@ -20,9 +20,6 @@ var (
 	// payload, the wrapped data key or a stored key was altered, or was
 	// encrypted under another key.
 	ErrDecrypt = errors.New("envelope: message authentication failed")
-	// ErrKeyNotFound is returned (through a *KeyError) when a key a record
-	// names is not in the metastore. Such errors also match ErrNotFound.
-	ErrKeyNotFound = errors.New("envelope: key not found")
 	// ErrClosed is returned by the methods of a closed Session or
 	// SessionFactory.
 	ErrClosed = errors.New("envelope: session or session factory is closed")
@@ -53,9 +50,9 @@ const (
 
 // KeyError reports a failure to load, create, unwrap or store a system or
 // intermediate key. It names the key (never its bytes) and wraps the cause:
-// errors.Is(err, ErrKeyNotFound) and errors.Is(err, ErrNotFound) hold when
-// the key is absent from the metastore, errors.Is(err, ErrDecrypt) when it
-// did not unwrap, and the metastore's or KMS's own error otherwise.
+// errors.Is(err, ErrNotFound) holds when the key is absent from the
+// metastore, errors.Is(err, ErrDecrypt) when it did not unwrap, and the
+// metastore's or KMS's own error otherwise.
 type KeyError struct {
 	Op      string  // what failed: "load", "load latest", "store", "unwrap", "create", ...
 	Kind    KeyKind // SystemKey or IntermediateKey
@@ -74,11 +71,6 @@ func (e *KeyError) Error() string {
 
 // Unwrap returns the cause.
 func (e *KeyError) Unwrap() error { return e.Err }
-
-// Is makes a KeyError whose cause is ErrNotFound match ErrKeyNotFound.
-func (e *KeyError) Is(target error) bool {
-	return target == ErrKeyNotFound && errors.Is(e.Err, ErrNotFound)
-}
 
 func keyErr(op string, kind KeyKind, id string, created int64, err error) error {
 	return &KeyError{Op: op, Kind: kind, ID: id, Created: created, Err: err}

@@ -51,6 +51,8 @@ type SessionFactory struct {
 	kms     KMS
 	crypto  AEAD
 	native  bool // crypto is NewAES256GCM: keys are unwrapped in place into scratch memory
+	cacheIK bool // native and KeyAccessCached: cached intermediate keys carry their cipher
+	access  KeyAccess
 	secrets *securebuf.Factory
 	ownSecs bool
 	metrics Metrics
@@ -132,6 +134,11 @@ func NewSessionFactory(cfg *Config, store Metastore, kms KMS, crypto AEAD, opts 
 		now:     o.now,
 	}
 	_, f.native = crypto.(aes256GCM)
+	f.access = o.keyAccess
+	if !f.native {
+		f.access = KeyAccessStrict
+	}
+	f.cacheIK = f.access == KeyAccessCached
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
@@ -308,6 +315,11 @@ func (f *SessionFactory) SystemKeyID() string { return f.skID }
 func (f *SessionFactory) IntermediateKeyID(partition string) string {
 	return intermediateKeyID(partition, f.service, f.product, f.suffix)
 }
+
+// KeyAccess returns how the factory uses its cached intermediate keys:
+// the WithKeyAccess setting, or KeyAccessStrict when the factory's AEAD is
+// not NewAES256GCM.
+func (f *SessionFactory) KeyAccess() KeyAccess { return f.access }
 
 // RegionSuffix returns the region suffix of the factory's key ids, or "".
 func (f *SessionFactory) RegionSuffix() string { return f.suffix }

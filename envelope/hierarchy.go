@@ -2,12 +2,14 @@ package envelope
 
 import (
 	"context"
+	"crypto/cipher"
 	"errors"
 	"fmt"
 	"runtime"
 	"sync"
 	"time"
 
+	"github.com/enc-pipe/enc-pipe/envelope/internal/aesgcm"
 	"github.com/enc-pipe/enc-pipe/envelope/internal/keycache"
 	"github.com/enc-pipe/enc-pipe/securebuf"
 )
@@ -107,7 +109,7 @@ func (f *SessionFactory) openSystemKey(ctx context.Context, id string, rec *Enve
 		return nil, keyErr("protect", SystemKey, id, rec.Created, err)
 	}
 	f.count(MetricSystemKeyLoad)
-	return keycache.NewEntry(id, rec.Created, s, rec.Revoked, checked), nil
+	return keycache.NewEntry(id, rec.Created, s, nil, rec.Revoked, checked), nil
 }
 
 // createSystemKey makes a new system key, has the KMS wrap it and stores
@@ -136,7 +138,7 @@ func (f *SessionFactory) createSystemKey(ctx context.Context, id string, latestK
 		if err == nil {
 			f.count(MetricSystemKeyNew)
 			f.log.DebugContext(ctx, "envelope: created system key", "id", id, "created", created)
-			return keycache.NewEntry(id, created, sk, false, now), nil
+			return keycache.NewEntry(id, created, sk, nil, false, now), nil
 		}
 		sk.Close()
 		if !errors.Is(err, ErrKeyExists) {
@@ -203,7 +205,7 @@ func (l ikLoader) LoadLatest(ctx context.Context, id string, cur *keycache.Entry
 		return f.createIntermediateKey(ctx, id, rec.Created)
 	}
 	e, err := f.openIntermediateKey(ctx, id, rec, now, true)
-	if err != nil && (errors.Is(err, errUnusableParent) || errors.Is(err, ErrKeyNotFound) ||
+	if err != nil && (errors.Is(err, errUnusableParent) || errors.Is(err, ErrNotFound) ||
 		errors.Is(err, ErrDecrypt) || errors.Is(err, ErrInvalidRecord)) {
 		// As Asherah does: a latest key that cannot serve writes is
 		// replaced rather than failing every write.
@@ -221,7 +223,7 @@ func (f *SessionFactory) parentUsable(ctx context.Context, rec *EnvelopeKeyRecor
 		return false, nil
 	}
 	sk, err := f.skCache.GetOrLoad(ctx, keycache.Key{ID: rec.ParentKeyMeta.ID, Created: rec.ParentKeyMeta.Created})
-	if errors.Is(err, ErrKeyNotFound) {
+	if errors.Is(err, ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {
@@ -259,12 +261,12 @@ func (f *SessionFactory) openIntermediateKey(ctx context.Context, id string, rec
 	if forWrite && !f.usable(sk.Revoked(), sk.Created(), checked) {
 		return nil, keyErr("load", IntermediateKey, id, rec.Created, errUnusableParent)
 	}
-	s, err := f.unwrapKey(ctx, rec.EncryptedKey, sk.Secret())
+	s, aead, err := f.unwrapKey(ctx, rec.EncryptedKey, sk, f.cacheIK && !rec.Revoked)
 	if err != nil {
 		return nil, keyErr("unwrap", IntermediateKey, id, rec.Created, err)
 	}
 	f.count(MetricIntermediateLd)
-	return keycache.NewEntry(id, rec.Created, s, rec.Revoked, checked), nil
+	return keycache.NewEntry(id, rec.Created, s, aead, rec.Revoked, checked), nil
 }
 
 // createIntermediateKey makes a new intermediate key under the latest
@@ -283,7 +285,7 @@ func (f *SessionFactory) createIntermediateKey(ctx context.Context, id string, l
 		if err != nil {
 			return nil, keyErr("create", IntermediateKey, id, created, err)
 		}
-		wrapped, err := f.wrapSecret(ik, sk.Secret())
+		wrapped, err := f.wrapSecret(ik, sk)
 		if err != nil {
 			ik.Close()
 			return nil, keyErr("wrap", IntermediateKey, id, created, err)
@@ -299,7 +301,14 @@ func (f *SessionFactory) createIntermediateKey(ctx context.Context, id string, l
 			f.count(MetricIntermediateNew)
 			f.log.DebugContext(ctx, "envelope: created intermediate key", "id", id, "created", created,
 				"system_key", sk.ID(), "system_key_created", sk.Created())
-			return keycache.NewEntry(id, created, ik, false, now), nil
+			var aead cipher.AEAD
+			if f.cacheIK {
+				if aead, err = f.cipherOf(ik); err != nil {
+					ik.Close()
+					return nil, keyErr("create", IntermediateKey, id, created, err)
+				}
+			}
+			return keycache.NewEntry(id, created, ik, aead, false, now), nil
 		}
 		ik.Close()
 		if !errors.Is(err, ErrKeyExists) {
@@ -321,9 +330,21 @@ func (f *SessionFactory) createIntermediateKey(ctx context.Context, id string, l
 
 // ---- key wrapping ----
 
-// wrapSecret encrypts the bytes of key under parent. Both are unprotected
-// only for the duration of the call.
-func (f *SessionFactory) wrapSecret(key, parent securebuf.Secret) ([]byte, error) {
+// cipherOf builds the AES-256-GCM cipher of the key in s (one WithBytes).
+func (f *SessionFactory) cipherOf(s securebuf.Secret) (cipher.AEAD, error) {
+	f.count(MetricKeyOpened)
+	var aead cipher.AEAD
+	err := s.WithBytes(func(b []byte) error {
+		var err error
+		aead, err = newGCM(b)
+		return err
+	})
+	return aead, err
+}
+
+// wrapSecret encrypts the bytes of key under parent's key. key is
+// unprotected only for the duration of the call.
+func (f *SessionFactory) wrapSecret(key securebuf.Secret, parent *keycache.Entry) ([]byte, error) {
 	var out []byte
 	err := key.WithBytes(func(kb []byte) error {
 		var err error
@@ -395,38 +416,50 @@ func (op *keyOp) unwrap(pb []byte) error {
 	return nil
 }
 
-// wrapBytes encrypts kb under parent (one WithBytes on parent), appending
-// the blob to dst[:0] when the built-in AEAD is used, with nonce (nil for
-// a random one; custom AEADs always choose their own).
-func (f *SessionFactory) wrapBytes(dst, kb []byte, parent securebuf.Secret, nonce []byte) ([]byte, error) {
+// wrapBytes encrypts kb under parent's key, appending the blob to dst[:0]
+// when the built-in AEAD is used, with nonce (nil for a random one; custom
+// AEADs always choose their own). It uses parent's cipher when it has one
+// (KeyAccessCached) and otherwise opens parent's secret once.
+func (f *SessionFactory) wrapBytes(dst, kb []byte, parent *keycache.Entry, nonce []byte) ([]byte, error) {
+	if aead := parent.AEAD(); aead != nil {
+		return sealWith(aead, dst[:0], kb, nonce), nil
+	}
+	f.count(MetricKeyOpened)
 	op := getKeyOp(f, kb, dst)
 	op.nonce = nonce
 	defer op.put()
-	if err := parent.WithBytes(op.wrapFn); err != nil {
+	if err := parent.Secret().WithBytes(op.wrapFn); err != nil {
 		return nil, err
 	}
 	return op.out, nil
 }
 
-// unwrapInto decrypts blob under parent and writes the key bytes into
-// dst[:0], which must have room for them (a scratch slot): with the
+// unwrapInto decrypts blob under parent's key and writes the key bytes
+// into dst[:0], which must have room for them (a scratch slot): with the
 // built-in AEAD the key never touches the Go heap. It returns the filled
-// part of dst.
-func (f *SessionFactory) unwrapInto(dst, blob []byte, parent securebuf.Secret) ([]byte, error) {
+// part of dst. Like wrapBytes it uses parent's cipher when it has one.
+func (f *SessionFactory) unwrapInto(dst, blob []byte, parent *keycache.Entry) ([]byte, error) {
 	if len(blob) < Overhead || len(blob)-Overhead > cap(dst) {
 		return nil, fmt.Errorf("%w: wrapped key of %d bytes", ErrDecrypt, len(blob))
 	}
+	if aead := parent.AEAD(); aead != nil {
+		return openWith(aead, dst[:0], blob)
+	}
+	f.count(MetricKeyOpened)
 	op := getKeyOp(f, blob, dst)
 	defer op.put()
-	if err := parent.WithBytes(op.unwrapFn); err != nil {
+	if err := parent.Secret().WithBytes(op.unwrapFn); err != nil {
 		return nil, err
 	}
 	return op.out, nil
 }
 
-// unwrapKey decrypts blob under parent into a new secret.
-func (f *SessionFactory) unwrapKey(ctx context.Context, blob []byte, parent securebuf.Secret) (securebuf.Secret, error) {
+// unwrapKey decrypts blob under parent's key into a new secret and, when
+// withCipher is set and the built-in AEAD is used, also returns the key's
+// cipher, built from the same scratch copy before it is wiped.
+func (f *SessionFactory) unwrapKey(ctx context.Context, blob []byte, parent *keycache.Entry, withCipher bool) (securebuf.Secret, cipher.AEAD, error) {
 	var s securebuf.Secret
+	var aead cipher.AEAD
 	err := f.withScratch(ctx, AES256KeySize, func(buf []byte) error {
 		key, err := f.unwrapInto(buf, blob, parent)
 		if err != nil {
@@ -435,10 +468,19 @@ func (f *SessionFactory) unwrapKey(ctx context.Context, blob []byte, parent secu
 		if len(key) != AES256KeySize {
 			return fmt.Errorf("%w: unwrapped key has %d bytes", ErrInvalidKey, len(key))
 		}
+		if withCipher && f.native {
+			if aead, err = newGCM(key); err != nil {
+				return err
+			}
+		}
 		s, err = f.secrets.New(key) // copies, then wipes the scratch bytes
+		if err != nil && aead != nil {
+			aesgcm.Wipe(aead)
+			aead = nil
+		}
 		return err
 	})
-	return s, err
+	return s, aead, err
 }
 
 // seal encrypts data under a raw key (a data row key in scratch memory),

@@ -3,6 +3,7 @@ package envelope
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/enc-pipe/enc-pipe/securebuf"
@@ -27,6 +28,11 @@ const (
 	MetricStoreLostRace   = "envelope.store.lostrace" // counter: Store returned ErrKeyExists; the winner's key was used
 	MetricSystemKeyLoad   = "envelope.sk.loaded"      // counter: system keys read from the metastore and unwrapped by the KMS
 	MetricIntermediateLd  = "envelope.ik.loaded"      // counter: intermediate keys read from the metastore and unwrapped
+	// MetricKeyOpened counts the times the secret of a system or
+	// intermediate key was opened (securebuf WithBytes) to wrap or unwrap
+	// a key, or to build a cached key's cipher: once per record with
+	// KeyAccessStrict, once per key load or creation with KeyAccessCached.
+	MetricKeyOpened = "envelope.key.opened"
 )
 
 // FactoryOption configures a SessionFactory. Options validate their
@@ -34,10 +40,75 @@ const (
 type FactoryOption func(*factoryOptions) error
 
 type factoryOptions struct {
-	secrets *securebuf.Factory
-	metrics Metrics
-	logger  *slog.Logger
-	now     func() time.Time
+	secrets   *securebuf.Factory
+	metrics   Metrics
+	logger    *slog.Logger
+	now       func() time.Time
+	keyAccess KeyAccess
+}
+
+// KeyAccess says how a SessionFactory uses the intermediate keys it has
+// cached to wrap and unwrap data row keys. docs/THREAT-MODEL.md ("Key
+// memory") says what each leaves on the Go heap and for how long, and
+// docs/PERFORMANCE.md what each costs.
+type KeyAccess int
+
+const (
+	// KeyAccessCached, the default, builds one AES-256-GCM cipher per
+	// cached intermediate key, once, when the key is loaded or created,
+	// and uses it for every record without opening the key's securebuf
+	// secret. The cipher (the expanded AES round keys, which begin with
+	// the key itself, and the GHASH key; about 800 bytes) is on the Go
+	// heap while the key is cached, and is wiped when the key leaves the
+	// cache (eviction, revocation, Session or SessionFactory Close) and
+	// the last operation using it has ended. The heap thus holds at most
+	// one key schedule per live intermediate key. A revoked key keeps
+	// decrypting, without a cipher of its own.
+	KeyAccessCached KeyAccess = iota
+	// KeyAccessStrict opens the intermediate key's secret (securebuf
+	// WithBytes) for every record, builds the cipher inside the callback
+	// and wipes it before the call returns: no key schedule outlives a
+	// call. Each record then costs two page-protection changes with
+	// securebuf.AccessMprotect (two system calls), or two WRPKRU
+	// instructions with securebuf.AccessPKey, plus one AES key expansion.
+	KeyAccessStrict
+)
+
+// String returns "cached" or "strict", the names ParseKeyAccess accepts.
+func (a KeyAccess) String() string {
+	switch a {
+	case KeyAccessCached:
+		return "cached"
+	case KeyAccessStrict:
+		return "strict"
+	}
+	return fmt.Sprintf("KeyAccess(%d)", int(a))
+}
+
+// ParseKeyAccess parses "cached" or "strict" (any case).
+func ParseKeyAccess(s string) (KeyAccess, error) {
+	for _, a := range []KeyAccess{KeyAccessCached, KeyAccessStrict} {
+		if strings.EqualFold(s, a.String()) {
+			return a, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: unknown key access %q (want cached or strict)", ErrInvalidConfig, s)
+}
+
+// WithKeyAccess chooses how cached intermediate keys are used (default
+// KeyAccessCached). With an AEAD other than NewAES256GCM, keys are always
+// used as with KeyAccessStrict: a custom AEAD takes raw keys. System keys
+// are always used as with KeyAccessStrict: they unwrap an intermediate key
+// once per load, so caching their schedule would save little.
+func WithKeyAccess(a KeyAccess) FactoryOption {
+	return func(o *factoryOptions) error {
+		switch a {
+		case KeyAccessCached, KeyAccessStrict:
+			o.keyAccess = a
+			return nil
+		}
+		return fmt.Errorf("%w: WithKeyAccess(%d): want KeyAccessCached or KeyAccessStrict", ErrInvalidConfig, int(a))
+	}
 }
 
 // WithSecretFactory makes the factory keep its keys in secrets made by sf.

@@ -131,7 +131,7 @@ func (s *Session) Encrypt(ctx context.Context, data []byte) (*DataRowRecord, err
 		if a.drr.Data, err = f.seal(data, drk, dataNonce); err != nil {
 			return fmt.Errorf("envelope: failed to encrypt data: %w", err)
 		}
-		if a.key.EncryptedKey, err = f.wrapBytes(a.wrapped[:0], drk, ik.Secret(), keyNonce); err != nil {
+		if a.key.EncryptedKey, err = f.wrapBytes(a.wrapped[:0], drk, ik, keyNonce); err != nil {
 			return fmt.Errorf("envelope: failed to wrap data row key: %w", err)
 		}
 		return nil
@@ -160,7 +160,7 @@ type drrAlloc struct {
 // Decrypt returns the plaintext of drr. It checks, in this order, that the
 // record has a Key and a ParentKeyMeta (ErrInvalidRecord), that the key is
 // this session's partition's (ErrPartitionMismatch), loads the
-// intermediate and system keys (a *KeyError matching ErrKeyNotFound when
+// intermediate and system keys (a *KeyError matching ErrNotFound when
 // absent) and authenticates the wrapped key and the data (ErrDecrypt). It
 // never returns plaintext together with an error. Revoked and expired keys
 // still decrypt.
@@ -187,7 +187,7 @@ func (s *Session) Decrypt(ctx context.Context, drr DataRowRecord) ([]byte, error
 	defer ik.Release()
 	var pt []byte
 	err = f.withScratch(ctx, AES256KeySize, func(buf []byte) error {
-		drk, err := f.unwrapInto(buf, drr.Key.EncryptedKey, ik.Secret())
+		drk, err := f.unwrapInto(buf, drr.Key.EncryptedKey, ik)
 		if err != nil {
 			return fmt.Errorf("envelope: failed to unwrap data row key: %w", err)
 		}
@@ -234,7 +234,7 @@ func (s *Session) NewDataKey(ctx context.Context) (securebuf.Secret, *EnvelopeKe
 	if err != nil {
 		return nil, nil, fmt.Errorf("envelope: failed to create data key: %w", err)
 	}
-	wrapped, err := f.wrapSecret(drk, ik.Secret())
+	wrapped, err := f.wrapSecret(drk, ik)
 	if err != nil {
 		drk.Close()
 		return nil, nil, fmt.Errorf("envelope: failed to wrap data key: %w", err)
@@ -265,7 +265,7 @@ func (s *Session) OpenDataKey(ctx context.Context, rec *EnvelopeKeyRecord) (secu
 		return nil, cacheErr(err)
 	}
 	defer ik.Release()
-	key, err := c.f.unwrapKey(ctx, rec.EncryptedKey, ik.Secret())
+	key, _, err := c.f.unwrapKey(ctx, rec.EncryptedKey, ik, false)
 	if err != nil {
 		return nil, fmt.Errorf("envelope: failed to unwrap data key: %w", err)
 	}

@@ -54,7 +54,9 @@ type KMS interface {
 // Sentinel errors of the Metastore contract.
 var (
 	// ErrNotFound is returned by Metastore.Load and LoadLatest when no
-	// record exists.
+	// record exists. Sessions return it inside a *KeyError naming the key
+	// when a key a record needs is not in the metastore; it is the one
+	// "not found" of this package.
 	ErrNotFound = errors.New("envelope: key not found in metastore")
 	// ErrKeyExists is returned by Metastore.Store when a record with the
 	// same id and created time already exists.

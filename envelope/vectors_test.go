@@ -18,13 +18,19 @@ func TestAsherahVectors(t *testing.T) {
 	if len(v.records) < 16 || len(v.negatives) < 9 || len(v.rows) < 10 {
 		t.Fatalf("vectors look incomplete: %d records, %d negatives, %d rows", len(v.records), len(v.negatives), len(v.rows))
 	}
-	policies := map[string]*envelope.CryptoPolicy{
-		"cached":  envelope.NewCryptoPolicy(),
-		"nocache": envelope.NewCryptoPolicy(envelope.WithNoCache()),
-		"shared":  envelope.NewCryptoPolicy(envelope.WithSharedIntermediateKeyCache(10), envelope.WithSessionCache()),
+	type variant struct {
+		policy *envelope.CryptoPolicy
+		opts   []envelope.FactoryOption
+	}
+	variants := map[string]variant{
+		"cached":        {envelope.NewCryptoPolicy(), nil},
+		"cached-strict": {envelope.NewCryptoPolicy(), []envelope.FactoryOption{envelope.WithKeyAccess(envelope.KeyAccessStrict)}},
+		"nocache":       {envelope.NewCryptoPolicy(envelope.WithNoCache()), nil},
+		"shared":        {envelope.NewCryptoPolicy(envelope.WithSharedIntermediateKeyCache(10), envelope.WithSessionCache()), nil},
 	}
 	for _, b := range backends {
-		for pname, policy := range policies {
+		for pname, vt := range variants {
+			policy := vt.policy
 			t.Run(b.name+"/"+pname, func(t *testing.T) {
 				store := b.open(t)
 				loadRows(t, store, v.rows)
@@ -39,7 +45,7 @@ func TestAsherahVectors(t *testing.T) {
 						factories[key] = newFactory(t, &envelope.Config{
 							Service: key.Service, Product: key.Product,
 							RegionSuffix: key.RegionSuffix, Policy: policy,
-						}, store)
+						}, store, vt.opts...)
 					}
 				}
 				for _, rec := range v.records {
@@ -82,7 +88,7 @@ func TestAsherahNegativeVectors(t *testing.T) {
 		"data-nonce-bitflip":      envelope.ErrDecrypt,
 		"drk-bitflip":             envelope.ErrDecrypt,
 		"wrong-partition":         envelope.ErrPartitionMismatch,
-		"unknown-ik-created":      envelope.ErrKeyNotFound,
+		"unknown-ik-created":      envelope.ErrNotFound,
 		"missing-parent-key-meta": envelope.ErrInvalidRecord,
 		"missing-key":             envelope.ErrInvalidRecord,
 		"wrong-service":           envelope.ErrPartitionMismatch,
@@ -110,10 +116,10 @@ func TestAsherahNegativeVectors(t *testing.T) {
 					if !errors.Is(err, want) {
 						t.Errorf("Decrypt error %q does not match %v", err, want)
 					}
-					if errors.Is(err, envelope.ErrKeyNotFound) {
+					if errors.Is(err, envelope.ErrNotFound) {
 						var ke *envelope.KeyError
-						if !errors.As(err, &ke) || ke.Kind != envelope.IntermediateKey || !errors.Is(err, envelope.ErrNotFound) {
-							t.Errorf("missing key error %v is not a *KeyError for an intermediate key matching ErrNotFound", err)
+						if !errors.As(err, &ke) || ke.Kind != envelope.IntermediateKey || ke.ID != drr.Key.ParentKeyMeta.ID {
+							t.Errorf("missing key error %v is not a *KeyError naming the record's intermediate key", err)
 						}
 					}
 				})

@@ -479,7 +479,7 @@ func classifyRecordErr(err error) error {
 		return integrityError(err, "not a DataRowRecord")
 	case errors.Is(err, envelope.ErrPartitionMismatch):
 		return keyError(err, "record belongs to another partition")
-	case errors.Is(err, envelope.ErrKeyNotFound), errors.Is(err, envelope.ErrNotFound):
+	case errors.Is(err, envelope.ErrNotFound):
 		return keyError(err, "key not found in the metastore (deleted, shredded, or another metastore)")
 	case errors.As(err, &ke):
 		return keyError(err, "cannot load the record's key")

@@ -160,6 +160,9 @@ func (c *Cache) GetOrLoadLatestAt(ctx context.Context, id string, now time.Time)
 			return cur, nil // loaded by the flight before ours
 		}
 		e, err := c.loader.LoadLatest(ctx, id, cur)
+		if cur != nil && e != cur {
+			c.retireRevoked(cur)
+		}
 		if err != nil {
 			if cur != nil {
 				cur.Release()
@@ -224,7 +227,22 @@ func (c *Cache) refresh(ctx context.Context, e *Entry) (*Entry, error) {
 		e.Release()
 		return nil, err
 	}
+	c.retireRevoked(e)
 	return e, nil
+}
+
+// retireRevoked drops e from the cache when it is revoked and carries a
+// cipher. A revoked key still decrypts, but it must not keep a key schedule
+// on the heap for as long as it stays cached: the caller that holds e may
+// finish with it, after which the cipher is wiped, and the next lookup
+// loads the key again (loaders give revoked keys no cipher).
+func (c *Cache) retireRevoked(e *Entry) {
+	if e.aead == nil || !e.Revoked() {
+		return
+	}
+	if got, ok := c.store.Get(e.Key()); ok && got == e {
+		c.store.Remove(e.Key())
+	}
 }
 
 // insert stores e (which the caller owns) unless an entry with its key is
@@ -250,10 +268,12 @@ func (c *Cache) insert(e *Entry) *Entry {
 }
 
 // MarkRevoked sets the Revoked flag of the cached entry k, if any, so that
-// this cache stops using it for writes at once.
+// this cache stops using it for writes at once. An entry with a cipher is
+// dropped instead (see retireRevoked).
 func (c *Cache) MarkRevoked(k Key) {
 	if e, ok := c.store.Get(k); ok {
 		e.SetRevoked(true)
+		c.retireRevoked(e)
 	}
 }
 

@@ -2,12 +2,15 @@ package keycache
 
 import (
 	"context"
+	"crypto/cipher"
+	"crypto/rand"
 	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/enc-pipe/enc-pipe/envelope/internal/aesgcm"
 	"github.com/enc-pipe/enc-pipe/securebuf"
 )
 
@@ -25,6 +28,7 @@ type fakeLoader struct {
 	refresh atomic.Int32
 	fail    error
 	made    []*Entry
+	ciphers bool // give every entry an aesgcm cipher
 }
 
 func newFakeLoader(t *testing.T, now func() time.Time) *fakeLoader {
@@ -41,9 +45,17 @@ func (l *fakeLoader) entry(k Key) *Entry {
 	if err != nil {
 		l.t.Fatal(err)
 	}
+	var aead cipher.AEAD
+	if l.ciphers {
+		key := make([]byte, aesgcm.KeySize)
+		rand.Read(key)
+		if aead, err = aesgcm.New(key); err != nil {
+			l.t.Fatal(err)
+		}
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	e := NewEntry(k.ID, k.Created, s, l.revoked[k], l.now())
+	e := NewEntry(k.ID, k.Created, s, aead, l.revoked[k], l.now())
 	l.made = append(l.made, e)
 	return e
 }
@@ -418,5 +430,149 @@ func TestMarkRevokedAndRemoveID(t *testing.T) {
 func TestUnknownPolicy(t *testing.T) {
 	if _, err := New(Config{Policy: "mru", Capacity: 3}, nil); err == nil {
 		t.Fatal("unknown policy accepted")
+	}
+}
+
+// newCipherCache is newCache with a cipher on every entry.
+func newCipherCache(t *testing.T, cfg Config) (*Cache, *fakeLoader, *clock) {
+	t.Helper()
+	c, l, clk := newCache(t, cfg)
+	l.ciphers = true
+	return c, l, clk
+}
+
+// gone checks that e's resources are released: secret closed, cipher wiped
+// (a is the cipher e had).
+func gone(t *testing.T, what string, e *Entry, a cipher.AEAD) {
+	t.Helper()
+	if !e.Secret().IsClosed() || !aesgcm.Wiped(a) || e.AEAD() != nil {
+		t.Errorf("%s: secret closed %v, cipher wiped %v, cipher dropped %v", what, e.Secret().IsClosed(), aesgcm.Wiped(a), e.AEAD() == nil)
+	}
+}
+
+func alive(t *testing.T, what string, e *Entry, a cipher.AEAD) {
+	t.Helper()
+	if e.Secret().IsClosed() || aesgcm.Wiped(a) || e.AEAD() != a {
+		t.Errorf("%s: the entry in use lost its key (secret closed %v, cipher wiped %v)", what, e.Secret().IsClosed(), aesgcm.Wiped(a))
+	}
+	nonce := make([]byte, a.NonceSize())
+	if _, err := a.Open(nil, nonce, a.Seal(nil, nonce, []byte("x"), nil), nil); err != nil {
+		t.Errorf("%s: the cipher of an entry in use does not work: %v", what, err)
+	}
+}
+
+// An evicted entry keeps its cipher while in use, and the cipher is wiped
+// with the last release; Close wipes the ciphers of the entries left.
+func TestCipherWipedOnEvictionAndClose(t *testing.T) {
+	c, _, _ := newCipherCache(t, Config{Policy: "lru", Capacity: 1})
+	ctx := context.Background()
+	held, err := c.GetOrLoad(ctx, Key{"a", 60})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := held.AEAD()
+	if a == nil {
+		t.Fatal("the loader's cipher is not on the entry")
+	}
+	other, err := c.GetOrLoad(ctx, Key{"b", 60}) // evicts "a"
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := other.AEAD()
+	other.Release()
+	alive(t, "evicted, still held", held, a)
+	held.Release()
+	gone(t, "evicted and released", held, a)
+
+	alive(t, "cached, not held", other, b)
+	c.Close()
+	gone(t, "after Close", other, b)
+}
+
+// A revoked key keeps decrypting but not with a cached cipher: MarkRevoked
+// drops the entry (wiping its cipher once released), and the next lookup
+// loads it again.
+func TestRevokedEntryDropsItsCipher(t *testing.T) {
+	c, l, _ := newCipherCache(t, Config{})
+	ctx := context.Background()
+	k := Key{"a", 60}
+	e, _ := c.GetOrLoad(ctx, k)
+	a := e.AEAD()
+	c.MarkRevoked(k)
+	if c.Len() != 0 {
+		t.Fatalf("a revoked entry with a cipher stayed cached (Len %d)", c.Len())
+	}
+	alive(t, "revoked while held", e, a)
+	e.Release()
+	gone(t, "revoked and released", e, a)
+	e2, err := c.GetOrLoad(ctx, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2.Release()
+	if l.loads.Load() != 2 {
+		t.Fatalf("%d loads, want 2 (the revoked key is loaded again)", l.loads.Load())
+	}
+
+	// Without a cipher, a revoked entry stays cached, as before.
+	c2, _, _ := newCache(t, Config{})
+	e3, _ := c2.GetOrLoad(ctx, k)
+	e3.Release()
+	c2.MarkRevoked(k)
+	if c2.Len() != 1 || !e3.Revoked() {
+		t.Fatal("a revoked entry without a cipher was dropped")
+	}
+}
+
+// A revocation found by the periodic re-check drops the entry's cipher too.
+func TestRefreshThatFindsRevocationDropsTheCipher(t *testing.T) {
+	c, l, clk := newCipherCache(t, Config{RevokeCheckInterval: time.Minute})
+	ctx := context.Background()
+	k := Key{"a", 60}
+	e, _ := c.GetOrLoad(ctx, k)
+	a := e.AEAD()
+	e.Release()
+	l.mu.Lock()
+	l.revoked[k] = true
+	l.mu.Unlock()
+	clk.Advance(2 * time.Minute)
+	e2, err := c.GetOrLoad(ctx, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e2 != e || !e2.Revoked() {
+		t.Fatal("the re-check did not return the refreshed entry")
+	}
+	if c.Len() != 0 {
+		t.Fatal("the entry found revoked kept its cipher in the cache")
+	}
+	e2.Release()
+	gone(t, "found revoked", e, a)
+}
+
+// A latest key replaced because it was revoked leaves the cache with its
+// cipher.
+func TestReplacedRevokedLatestDropsItsCipher(t *testing.T) {
+	c, l, clk := newCipherCache(t, Config{RevokeCheckInterval: time.Minute})
+	ctx := context.Background()
+	l.latest["id"] = clk.Now().Unix()
+	e1, _ := c.GetOrLoadLatest(ctx, "id")
+	a := e1.AEAD()
+	e1.Release()
+	l.mu.Lock()
+	l.revoked[e1.Key()] = true
+	l.mu.Unlock()
+	clk.Advance(2 * time.Minute)
+	e2, err := c.GetOrLoadLatest(ctx, "id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Release()
+	if e2 == e1 {
+		t.Fatal("the revoked latest key was not replaced")
+	}
+	gone(t, "replaced revoked latest", e1, a)
+	if c.Len() != 1 {
+		t.Fatalf("Len = %d, want 1 (the replacement only)", c.Len())
 	}
 }

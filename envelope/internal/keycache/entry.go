@@ -1,9 +1,11 @@
 package keycache
 
 import (
+	"crypto/cipher"
 	"sync/atomic"
 	"time"
 
+	"github.com/enc-pipe/enc-pipe/envelope/internal/aesgcm"
 	"github.com/enc-pipe/enc-pipe/securebuf"
 )
 
@@ -14,25 +16,29 @@ type Key struct {
 }
 
 // Entry is a decrypted key in protected memory together with what the
-// cache knows about its metastore row.
+// cache knows about its metastore row, and optionally a cipher built from
+// the key (an aesgcm AEAD) so that users need not open the secret.
 //
 // An Entry is reference counted. Whoever receives one from the cache or
 // from NewEntry holds one reference and must call Release exactly once; the
 // cache holds its own reference while the entry is stored. The secret is
-// closed when the last reference is released, so an entry evicted while an
-// Encrypt is using it stays valid until that Encrypt is done.
+// closed and the cipher wiped when the last reference is released, so an
+// entry evicted while an Encrypt is using it stays valid until that
+// Encrypt is done.
 type Entry struct {
 	key     Key
 	secret  securebuf.Secret
+	aead    cipher.AEAD // nil when the key is used through its secret only
 	revoked atomic.Bool
 	checked atomic.Int64 // UnixNano of the last metastore read of the row
 	refs    atomic.Int32
 }
 
-// NewEntry returns an entry holding secret, with one reference owned by the
-// caller. checked is when the row was read from the metastore.
-func NewEntry(id string, created int64, secret securebuf.Secret, revoked bool, checked time.Time) *Entry {
-	e := &Entry{key: Key{ID: id, Created: created}, secret: secret}
+// NewEntry returns an entry holding secret and aead (nil for none; the
+// entry owns it and wipes it), with one reference owned by the caller.
+// checked is when the row was read from the metastore.
+func NewEntry(id string, created int64, secret securebuf.Secret, aead cipher.AEAD, revoked bool, checked time.Time) *Entry {
+	e := &Entry{key: Key{ID: id, Created: created}, secret: secret, aead: aead}
 	e.revoked.Store(revoked)
 	e.checked.Store(checked.UnixNano())
 	e.refs.Store(1)
@@ -51,6 +57,10 @@ func (e *Entry) Created() int64 { return e.key.Created }
 // Secret returns the key bytes in protected memory. It stays open while the
 // caller holds its reference.
 func (e *Entry) Secret() securebuf.Secret { return e.secret }
+
+// AEAD returns the cipher built from the key, or nil when the entry has
+// none. It stays usable while the caller holds its reference.
+func (e *Entry) AEAD() cipher.AEAD { return e.aead }
 
 // Revoked reports the Revoked flag last read from the metastore.
 func (e *Entry) Revoked() bool { return e.revoked.Load() }
@@ -77,10 +87,15 @@ func (e *Entry) acquire() bool {
 	}
 }
 
-// Release drops one reference and closes the secret with the last one.
+// Release drops one reference. The last one wipes the cipher and closes
+// the secret.
 func (e *Entry) Release() {
 	n := e.refs.Add(-1)
 	if n == 0 {
+		if e.aead != nil {
+			aesgcm.Wipe(e.aead)
+			e.aead = nil
+		}
 		e.secret.Close()
 	} else if n < 0 {
 		panic("keycache: internal error: entry released more often than acquired")

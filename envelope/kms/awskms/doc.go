@@ -32,10 +32,26 @@
 // chain (environment, shared config, SSO, web identity, container and
 // instance roles), or from WithAWSConfig. WithEndpoint points one region at
 // another endpoint (a local test server); WithClient supplies a client
-// outright. Each region's call goes through the SDK's retryer (by default
-// 3 attempts with exponential backoff) before the next region is tried; to
-// fail over sooner, lower RetryMaxAttempts in the aws.Config given to
-// WithAWSConfig. Every call is also bounded by the caller's context.
+// outright. Every call is bounded by the caller's context.
+//
+// # Retries and errors
+//
+// Each region's call goes through the AWS SDK's standard retryer before the
+// next region is tried: throttling answers (ThrottlingException,
+// TooManyRequestsException, LimitExceededException, ...), HTTP 5xx and
+// connection errors are retried with exponential backoff and full jitter;
+// other errors are not. WithRetry sets the attempts and the maximum delay
+// (RetryPolicy; DefaultRetryPolicy is the SDK's 3 attempts and 20 s);
+// without it the aws.Config's retry settings apply. Fewer attempts or a
+// shorter maximum delay fail over to the next region sooner.
+//
+// When a call fails in every region, the error is one line naming each
+// region, the call and its cause, such as
+//
+//	awskms: failed to decrypt key: all regions failed: region us-west-2: Decrypt: throttled: ThrottlingException: Rate exceeded (HTTP 400, request id …, gave up after 3 attempts); region us-east-1: …
+//
+// It matches ErrAllRegionsFailed, ErrThrottled when a region was throttled,
+// and, through errors.As, the SDK's own error types.
 //
 // # Key material
 //

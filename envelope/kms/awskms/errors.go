@@ -4,6 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/smithy-go"
 )
 
 // Errors returned by this package. Test for them with errors.Is.
@@ -22,22 +27,85 @@ var (
 	// WithRequireAllRegions, when the data key could not be wrapped in
 	// every configured region; it is wrapped with the regions' causes.
 	ErrRegionsMissing = errors.New("awskms: data key not wrapped in every region")
+	// ErrThrottled is matched by a *RegionError (and so by a *RegionsError
+	// holding one) whose last attempt KMS answered with a throttling error
+	// (ThrottlingException, TooManyRequestsException,
+	// LimitExceededException...), after the retries of the RetryPolicy.
+	ErrThrottled = errors.New("awskms: throttled by KMS")
 )
 
-// RegionError is the failure of one KMS call in one region. It wraps the
-// SDK's error, so errors.As finds smithy and KMS exception types through it.
+// RegionError is the failure of one KMS call in one region, after the
+// retries of the RetryPolicy. It wraps the SDK's error, so errors.As finds
+// smithy and KMS exception types and *retry.MaxAttemptsError through it.
 type RegionError struct {
 	Region string // the AWS region
 	Op     string // "GenerateDataKey", "Encrypt", "Decrypt" or "unwrap"
 	Err    error
 }
 
+// Error names the region, the call and the cause on one line. For an
+// answer from KMS the cause reads "throttled: CODE: message (HTTP 400,
+// request id ID, gave up after N attempts)", "server error: ..." for HTTP
+// 5xx, or "CODE: message (...)" otherwise.
 func (e *RegionError) Error() string {
-	return fmt.Sprintf("region %s: %s: %v", e.Region, e.Op, oneLine(e.Err))
+	return fmt.Sprintf("region %s: %s: %s", e.Region, e.Op, describe(e.Err))
 }
 
 // Unwrap returns the cause.
 func (e *RegionError) Unwrap() error { return e.Err }
+
+// Is reports whether target is ErrThrottled and the cause is a throttling
+// answer.
+func (e *RegionError) Is(target error) bool { return target == ErrThrottled && throttled(e.Err) }
+
+var throttleCheck = retry.IsErrorThrottles(retry.DefaultThrottles)
+
+// throttled reports whether err is a throttling answer, as the SDK's
+// retryer classifies them.
+func throttled(err error) bool {
+	return err != nil && throttleCheck.IsErrorThrottle(err) == aws.TrueTernary
+}
+
+// describe returns a one-line account of a KMS call's failure: for an
+// answer from KMS its kind, error code and message, HTTP status, request id
+// and number of attempts; otherwise the error's own text.
+func describe(err error) string {
+	var api smithy.APIError
+	if !errors.As(err, &api) {
+		return oneLine(err)
+	}
+	var b strings.Builder
+	var resp *awshttp.ResponseError
+	hasResp := errors.As(err, &resp) && resp.Response != nil
+	switch {
+	case throttled(err):
+		b.WriteString("throttled: ")
+	case hasResp && resp.HTTPStatusCode() >= 500:
+		b.WriteString("server error: ")
+	}
+	b.WriteString(api.ErrorCode())
+	if m := api.ErrorMessage(); m != "" {
+		b.WriteString(": ")
+		b.WriteString(m)
+	}
+	var details []string
+	if hasResp {
+		details = append(details, fmt.Sprintf("HTTP %d", resp.HTTPStatusCode()))
+		if id := resp.ServiceRequestID(); id != "" {
+			details = append(details, "request id "+id)
+		}
+	}
+	var maxed *retry.MaxAttemptsError
+	if errors.As(err, &maxed) {
+		details = append(details, fmt.Sprintf("gave up after %d attempts", maxed.Attempt))
+	}
+	if len(details) > 0 {
+		b.WriteString(" (")
+		b.WriteString(strings.Join(details, ", "))
+		b.WriteString(")")
+	}
+	return strings.Join(strings.Fields(b.String()), " ")
+}
 
 // RegionsError is the failure of an operation in every region that was
 // tried. Like an errors.Join of the per-region errors it unwraps to all of

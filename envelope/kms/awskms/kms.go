@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
@@ -53,6 +55,53 @@ type options struct {
 	requireAll bool
 	logger     *slog.Logger
 	secrets    *securebuf.Factory
+	retry      *RetryPolicy
+}
+
+// RetryPolicy says how often one region's KMS call is attempted before
+// the next region is tried. Throttling answers (ThrottlingException,
+// TooManyRequestsException, LimitExceededException and the SDK's other
+// throttle codes), HTTP 500, 502, 503 and 504, and connection errors are
+// retried; other errors (AccessDeniedException, InvalidCiphertextException,
+// a bad key ARN...) are not. Delays grow exponentially with full jitter:
+// before retry i (from 0) the SDK's standard retryer waits a random time in
+// [0, min(base × 2^i, MaxBackoff)), where base is 1 s after a throttling
+// answer and 50 ms after any other retryable error.
+type RetryPolicy struct {
+	// MaxAttempts is the number of attempts per region and call, the first
+	// one included (1 means no retry).
+	MaxAttempts int
+	// MaxBackoff caps the delay before one retry.
+	MaxBackoff time.Duration
+}
+
+// DefaultRetryPolicy is the AWS SDK's standard policy: 3 attempts, delays
+// capped at 20 s. It is what clients built by New use unless WithRetry
+// says otherwise (or, without WithRetry, what the aws.Config given to
+// WithAWSConfig says).
+var DefaultRetryPolicy = RetryPolicy{MaxAttempts: retry.DefaultMaxAttempts, MaxBackoff: retry.DefaultMaxBackoff}
+
+// WithRetry sets the retry policy of the clients New builds (not of those
+// given with WithClient), replacing the retryer of the aws.Config. It
+// fails with ErrInvalidSpec unless MaxAttempts ≥ 1 and MaxBackoff > 0.
+// With several regions, the worst case before failing over is about
+// MaxAttempts − 1 delays of at most MaxBackoff each.
+func WithRetry(p RetryPolicy) Option {
+	return func(o *options) error {
+		if p.MaxAttempts < 1 || p.MaxBackoff <= 0 {
+			return fmt.Errorf("%w: retry policy needs at least 1 attempt and a positive maximum backoff, got %d attempts and %v", ErrInvalidSpec, p.MaxAttempts, p.MaxBackoff)
+		}
+		o.retry = &p
+		return nil
+	}
+}
+
+// newRetryer returns the SDK's standard retryer configured by p.
+func newRetryer(p RetryPolicy) aws.Retryer {
+	return retry.NewStandard(func(so *retry.StandardOptions) {
+		so.MaxAttempts = p.MaxAttempts
+		so.MaxBackoff = p.MaxBackoff
+	})
 }
 
 // WithAWSConfig makes New build its clients from cfg instead of loading the
@@ -167,6 +216,12 @@ func New(ctx context.Context, spec Spec, opts ...Option) (*KMS, error) {
 				ko.Region = region
 				if endpoint != "" {
 					ko.BaseEndpoint = aws.String(endpoint)
+				}
+				if o.retry != nil {
+					ko.Retryer = newRetryer(*o.retry)
+					// Otherwise the aws.Config's RetryMaxAttempts would
+					// wrap the retryer and override MaxAttempts.
+					ko.RetryMaxAttempts = 0
 				}
 			})
 		}
