@@ -55,6 +55,8 @@ type settings struct {
 	// access is --secure-memory: how the keys' protected memory is
 	// opened for use.
 	access securebuf.AccessMode
+	// keyAccess is --key-access: how cached intermediate keys are used.
+	keyAccess envelope.KeyAccess
 }
 
 // resolveSettings parses --metastore and --kms (or picks the embedded
@@ -92,6 +94,9 @@ func (a *app) resolveSettings() (*settings, error) {
 		return nil, err
 	}
 	if s.access, err = a.secureMemory(); err != nil {
+		return nil, err
+	}
+	if s.keyAccess, err = a.keyAccess(); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -167,7 +172,7 @@ func (a *app) openBackendWith(ctx context.Context, s *settings, create bool) (*b
 		RegionSuffix: a.g.regionSuffix,
 		Policy:       envelope.NewCryptoPolicy(),
 	}
-	factory, err := envelope.NewSessionFactory(cfg, store, kms, envelope.NewAES256GCM(), envelope.WithSecretFactory(secrets))
+	factory, err := envelope.NewSessionFactory(cfg, store, kms, envelope.NewAES256GCM(), envelope.WithSecretFactory(secrets), envelope.WithKeyAccess(s.keyAccess))
 	if err != nil {
 		return nil, keyError(err, "cannot set up the key hierarchy")
 	}

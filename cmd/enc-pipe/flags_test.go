@@ -29,6 +29,7 @@ func TestBadFlagsWriteNothing(t *testing.T) {
 	global := [][]string{
 		{"--bogus"},
 		{"--secure-memory", "none"},
+		{"--key-access", "sometimes"},
 		{"--metastore", "redis://x"},
 		{"--kms", "vault:x"},
 		{"--allow-core-dumps=maybe"},
@@ -39,6 +40,7 @@ func TestBadFlagsWriteNothing(t *testing.T) {
 	}
 	envs := []string{
 		"ENC_PIPE_SECURE_MEMORY=none",
+		"ENC_PIPE_KEY_ACCESS=sometimes",
 		"ENC_PIPE_ALLOW_CORE_DUMPS=maybe",
 	}
 	perCommand := map[string][][]string{

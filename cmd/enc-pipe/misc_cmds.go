@@ -61,7 +61,8 @@ func (a *app) newVersionCommand() *cobra.Command {
 		Short: "Print the version and how keys are protected in memory",
 		Long: `Print the version, then how keys in protected memory are opened for use
 with the current --secure-memory setting (ENC_PIPE_SECURE_MEMORY): pkey (x86
-memory protection keys) or mprotect, and why auto fell back to mprotect.`,
+memory protection keys) or mprotect, and why auto fell back to mprotect; and
+how cached intermediate keys are used (--key-access: cached or strict).`,
 		Example: `  enc-pipe version
   ENC_PIPE_SECURE_MEMORY=mprotect enc-pipe version`,
 		Args: cobra.NoArgs,
@@ -70,8 +71,12 @@ memory protection keys) or mprotect, and why auto fell back to mprotect.`,
 			if err != nil {
 				return err
 			}
-			_, err = fmt.Fprintf(a.stdout, "enc-pipe %s (stream format v%d, %s %s/%s)\n%s\n",
-				version(), stream.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH, mem)
+			ka, err := a.keyAccess()
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(a.stdout, "enc-pipe %s (stream format v%d, %s %s/%s)\n%s\nkey access: %s (--key-access)\n",
+				version(), stream.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH, mem, ka)
 			return outputErr(err)
 		},
 	}

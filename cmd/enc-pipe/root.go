@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/enc-pipe/enc-pipe/cmd/enc-pipe/internal/config"
+	"github.com/enc-pipe/enc-pipe/envelope"
 	"github.com/enc-pipe/enc-pipe/securebuf"
 )
 
@@ -26,6 +27,7 @@ type globalFlags struct {
 	metastore    string
 	kms          string
 	secureMemory string
+	keyAccess    string
 	// allowCoreDumps keeps core dumps (--allow-core-dumps,
 	// ENC_PIPE_ALLOW_CORE_DUMPS); by default they are turned off.
 	allowCoreDumps bool
@@ -97,6 +99,8 @@ func (a *app) newRootCommand() *cobra.Command {
 	// default, and with it any password in the URL (see prepare).
 	pf.StringVar(&a.g.metastore, "metastore", "", "metastore: sqlite://PATH, postgres://..., mysql://..., dynamodb://TABLE?region=R (default $ENC_PIPE_METASTORE, else sqlite in --home)")
 	pf.StringVar(&a.g.kms, "kms", a.getenv(config.EnvKMS), "master key: static:FILE or aws:REGION=ARN[,...][,preferred=REGION] (default static master.key in --home)")
+	pf.StringVar(&a.g.keyAccess, "key-access", a.envOr(config.EnvKeyAccess, envelope.KeyAccessCached.String()),
+		"how cached intermediate keys are used: cached (one AES schedule per cached key on the heap, fast) or strict (the key is opened from locked memory for every record, and no schedule outlives a call)")
 	pf.StringVar(&a.g.secureMemory, "secure-memory", a.envOr(config.EnvSecureMemory, config.DefaultSecureMemory),
 		"how keys in locked memory are opened for use: auto, pkey (x86 memory protection keys: one thread at a time, no system call) or mprotect (page protection)")
 	pf.BoolVar(&a.g.allowCoreDumps, "allow-core-dumps", false, "keep core dumps for debugging (by default they are turned off: a dump could hold key schedules)")
@@ -156,6 +160,9 @@ func (a *app) prepare(cmd *cobra.Command) error {
 	}
 	if a.g.service == "" || a.g.product == "" {
 		return usageErrorf("--service and --product must not be empty")
+	}
+	if _, err := a.keyAccess(); err != nil {
+		return err
 	}
 	mode, err := a.secureMemory()
 	if err != nil {

@@ -5,8 +5,18 @@ import (
 	"fmt"
 
 	"github.com/enc-pipe/enc-pipe/cmd/enc-pipe/internal/config"
+	"github.com/enc-pipe/enc-pipe/envelope"
 	"github.com/enc-pipe/enc-pipe/securebuf"
 )
+
+// keyAccess parses --key-access (ENC_PIPE_KEY_ACCESS).
+func (a *app) keyAccess() (envelope.KeyAccess, error) {
+	k, err := envelope.ParseKeyAccess(a.g.keyAccess)
+	if err != nil {
+		return 0, usageErrorf("--key-access %q: want cached or strict", a.g.keyAccess)
+	}
+	return k, nil
+}
 
 // secureMemory parses --secure-memory (ENC_PIPE_SECURE_MEMORY).
 func (a *app) secureMemory() (securebuf.AccessMode, error) {

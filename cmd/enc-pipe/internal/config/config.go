@@ -33,6 +33,8 @@ const (
 	EnvMetastore    = "ENC_PIPE_METASTORE"
 	EnvKMS          = "ENC_PIPE_KMS"
 	EnvSecureMemory = "ENC_PIPE_SECURE_MEMORY"
+	// EnvKeyAccess is --key-access: cached or strict.
+	EnvKeyAccess = "ENC_PIPE_KEY_ACCESS"
 	// EnvAllowCoreDumps, when true (1), keeps core dumps, which the
 	// command otherwise turns off.
 	EnvAllowCoreDumps = "ENC_PIPE_ALLOW_CORE_DUMPS"
