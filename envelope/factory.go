@@ -55,7 +55,7 @@ type SessionFactory struct {
 	access  KeyAccess
 	secrets *securebuf.Factory
 	ownSecs bool
-	metrics Metrics
+	m       *instruments // nil without metrics
 	log     *slog.Logger
 	now     func() time.Time
 
@@ -129,7 +129,7 @@ func NewSessionFactory(cfg *Config, store Metastore, kms KMS, crypto AEAD, opts 
 		crypto:  crypto,
 		secrets: o.secrets,
 		live:    make(map[*sessionCore]struct{}),
-		metrics: o.metrics,
+		m:       newInstruments(o.metrics),
 		log:     o.logger,
 		now:     o.now,
 	}
@@ -354,10 +354,4 @@ func cacheErr(err error) error {
 		return ErrClosed
 	}
 	return err
-}
-
-func (f *SessionFactory) count(name string) {
-	if f.metrics != nil {
-		f.metrics.AddCount(name, 1)
-	}
 }

@@ -104,7 +104,7 @@ func (s *Session) Encrypt(ctx context.Context, data []byte) (*DataRowRecord, err
 	}
 	f := c.f
 	var start time.Time
-	if f.metrics != nil {
+	if f.m != nil {
 		start = time.Now()
 	}
 	if uint64(len(data)) > MaxPlaintextSize {
@@ -143,8 +143,8 @@ func (s *Session) Encrypt(ctx context.Context, data []byte) (*DataRowRecord, err
 	a.key.Created = now.Unix()
 	a.key.ParentKeyMeta = &a.meta
 	a.drr.Key = &a.key
-	if f.metrics != nil {
-		f.metrics.RecordDuration(MetricEncrypt, time.Since(start))
+	if f.m != nil {
+		f.m.encrypt.Observe(time.Since(start))
 	}
 	return &a.drr, nil
 }
@@ -171,7 +171,7 @@ func (s *Session) Decrypt(ctx context.Context, drr DataRowRecord) ([]byte, error
 	}
 	f := c.f
 	var start time.Time
-	if f.metrics != nil {
+	if f.m != nil {
 		start = time.Now()
 	}
 	if err := checkKeyRecord(drr.Key); err != nil {
@@ -199,8 +199,8 @@ func (s *Session) Decrypt(ctx context.Context, drr DataRowRecord) ([]byte, error
 	if err != nil {
 		return nil, err
 	}
-	if f.metrics != nil {
-		f.metrics.RecordDuration(MetricDecrypt, time.Since(start))
+	if f.m != nil {
+		f.m.decrypt.Observe(time.Since(start))
 	}
 	return pt, nil
 }
@@ -239,6 +239,7 @@ func (s *Session) NewDataKey(ctx context.Context) (securebuf.Secret, *EnvelopeKe
 		drk.Close()
 		return nil, nil, fmt.Errorf("envelope: failed to wrap data key: %w", err)
 	}
+	f.count(MetricDataKeyNew)
 	return drk, &EnvelopeKeyRecord{
 		Created:       f.now().Unix(),
 		EncryptedKey:  wrapped,
@@ -269,6 +270,7 @@ func (s *Session) OpenDataKey(ctx context.Context, rec *EnvelopeKeyRecord) (secu
 	if err != nil {
 		return nil, fmt.Errorf("envelope: failed to unwrap data key: %w", err)
 	}
+	c.f.count(MetricDataKeyOpened)
 	return key, nil
 }
 
