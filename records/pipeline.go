@@ -223,6 +223,24 @@ func (r *run) read() {
 			return // stopped or cancelled
 		}
 		rec, err := src.Next(r.readCtx)
+		var unread *RecordError
+		if err != nil && rec != nil && errors.As(err, &unread) {
+			// A record the source could not read: it goes to the
+			// writer, already failed, like a failed Transform.
+			if unread.Pos == (Position{}) {
+				unread.Pos = rec.Source
+			}
+			j := &job{rec: rec, orig: *rec, size: rec.size(), err: err, done: make(chan struct{})}
+			close(j.done)
+			if err := r.gate.acquireBytes(r.readCtx, j.size); err != nil {
+				r.gate.release(1, 0)
+				return
+			}
+			r.p.stats.read.Add(1)
+			r.p.stats.bytesRead.Add(j.size)
+			r.order <- j
+			continue
+		}
 		if err != nil {
 			r.gate.release(1, 0)
 			if err == io.EOF || r.readCtx.Err() != nil {
