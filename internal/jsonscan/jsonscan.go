@@ -159,6 +159,7 @@ type Scanner struct {
 	decoded [][]byte // decoded names, reused
 	nDec    int
 	seed    maphash.Seed
+	foldBuf []byte
 }
 
 // Check reports whether data is one valid JSON text with no ambiguous
@@ -181,6 +182,7 @@ func (s *Scanner) forget() {
 	for i := range s.decoded {
 		clear(s.decoded[i])
 	}
+	clear(s.foldBuf)
 }
 
 // Scan validates data and returns what it found. The Result and its
@@ -618,22 +620,22 @@ const smallObject = 16
 // which stay put until the next Scan.
 type level struct {
 	names [][]byte
-	// Hash indexes, built once an object passes smallObject members:
+	// A hash index, built once an object passes smallObject members:
 	// hash → 1 + index of the last name with that hash, and for each name
-	// 1 + index of the previous one with the same hash (0: none).
-	exact, folded         map[uint64]int32
-	nextExact, nextFolded []int32
+	// 1 + index of the previous one with the same hash (0: none). With
+	// Fold the hash is of the case-folded name, so that names equal up to
+	// case, exactly equal ones included, share a chain.
+	index map[uint64]int32
+	next  []int32
 }
 
 func (lv *level) reset() {
 	clear(lv.names) // no reference to an old text stays reachable
 	lv.names = lv.names[:0]
-	if len(lv.exact) > 0 {
-		clear(lv.exact)
-		clear(lv.folded)
+	if len(lv.index) > 0 {
+		clear(lv.index)
 	}
-	lv.nextExact = lv.nextExact[:0]
-	lv.nextFolded = lv.nextFolded[:0]
+	lv.next = lv.next[:0]
 }
 
 // add records name in lv and reports whether lv already had it (dup) and,
@@ -651,80 +653,67 @@ func (s *Scanner) add(lv *level, name []byte) (dup, variant bool) {
 		}
 		lv.names = append(lv.names, name)
 		if len(lv.names) == smallObject {
-			s.index(lv)
+			s.buildIndex(lv)
 		}
 		return false, variant
 	}
-	he := maphash.Bytes(s.seed, name)
-	for i := lv.exact[he]; i != 0; i = lv.nextExact[i-1] {
-		if bytes.Equal(lv.names[i-1], name) {
+	h := s.hash(name)
+	for i := lv.index[h]; i != 0; i = lv.next[i-1] {
+		n := lv.names[i-1]
+		if bytes.Equal(n, name) {
 			return true, false
 		}
-	}
-	var hf uint64
-	if fold {
-		hf = s.foldHash(name)
-		for i := lv.folded[hf]; i != 0; i = lv.nextFolded[i-1] {
-			if bytes.EqualFold(lv.names[i-1], name) {
-				variant = true
-				break
-			}
+		if fold && bytes.EqualFold(n, name) {
+			variant = true
 		}
 	}
 	lv.names = append(lv.names, name)
-	s.insert(lv, len(lv.names)-1, he, hf)
+	lv.insert(len(lv.names)-1, h)
 	return false, variant
 }
 
-// index builds lv's hash indexes from its names.
-func (s *Scanner) index(lv *level) {
+// buildIndex builds lv's hash index from its names.
+func (s *Scanner) buildIndex(lv *level) {
 	if s.seed == (maphash.Seed{}) {
 		s.seed = maphash.MakeSeed()
 	}
-	if lv.exact == nil {
-		lv.exact = make(map[uint64]int32)
-		lv.folded = make(map[uint64]int32)
+	if lv.index == nil {
+		lv.index = make(map[uint64]int32)
 	}
 	for i, n := range lv.names {
-		var hf uint64
-		if s.opt.Fold {
-			hf = s.foldHash(n)
-		}
-		s.insert(lv, i, maphash.Bytes(s.seed, n), hf)
+		lv.insert(i, s.hash(n))
 	}
 }
 
-func (s *Scanner) insert(lv *level, i int, he, hf uint64) {
-	lv.nextExact = append(lv.nextExact, lv.exact[he])
-	lv.exact[he] = int32(i + 1)
-	if s.opt.Fold {
-		lv.nextFolded = append(lv.nextFolded, lv.folded[hf])
-		lv.folded[hf] = int32(i + 1)
-	}
+func (lv *level) insert(i int, h uint64) {
+	lv.next = append(lv.next, lv.index[h])
+	lv.index[h] = int32(i + 1)
 }
 
-// foldHash hashes name case-folded so that names equal under
+// hash hashes name, case-folded with Fold so that names equal under
 // bytes.EqualFold hash alike: each rune is replaced by the smallest rune
-// of its simple folding orbit (valid UTF-8 is checked before).
-func (s *Scanner) foldHash(name []byte) uint64 {
-	var h maphash.Hash
-	h.SetSeed(s.seed)
-	var buf [utf8.UTFMax]byte
+// of its simple folding orbit (names are valid UTF-8 by then).
+func (s *Scanner) hash(name []byte) uint64 {
+	if !s.opt.Fold {
+		return maphash.Bytes(s.seed, name)
+	}
+	b := s.foldBuf[:0]
 	for i := 0; i < len(name); {
 		c := name[i]
 		if c < utf8.RuneSelf {
 			if 'a' <= c && c <= 'z' {
 				c -= 'a' - 'A'
 			}
-			h.WriteByte(c)
+			b = append(b, c)
 			i++
 			continue
 		}
 		r, n := utf8.DecodeRune(name[i:])
-		h.Write(utf8.AppendRune(buf[:0], foldRune(r)))
+		b = utf8.AppendRune(b, foldRune(r))
 		i += n
 	}
-	return h.Sum64()
+	s.foldBuf = b
+	return maphash.Bytes(s.seed, b)
 }
 
 // foldRune returns the smallest rune of r's simple case folding orbit.
