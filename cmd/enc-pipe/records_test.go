@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/enc-pipe/enc-pipe/envelope"
+	"github.com/enc-pipe/enc-pipe/records"
 )
 
 // cliRun is one finished run of the enc-pipe binary.
@@ -65,7 +66,7 @@ func jsonString(n int) []byte {
 // recordLimitFor measures, on a small record encrypted by the binary, what
 // a DataRowRecord line of the partition holds besides the base64 of its
 // payload, and the payload's overhead over the plaintext, and from them
-// the largest whole record whose line fits in maxRecordLine.
+// the largest whole record whose line fits in records.DefaultMaxLineSize.
 func recordLimitFor(t *testing.T, dir, partition string) int {
 	t.Helper()
 	small := []byte(`{"probe":true}`)
@@ -81,9 +82,9 @@ func recordLimitFor(t *testing.T, dir, partition string) int {
 	}
 	fixed := len(line) - base64.StdEncoding.EncodedLen(len(drr.Data))
 	payloadOverhead := len(drr.Data) - len(small)
-	// The payload's base64 may use at most maxRecordLine-fixed characters:
+	// The payload's base64 may use at most records.DefaultMaxLineSize-fixed characters:
 	// 4 for each started group of 3 bytes.
-	return (maxRecordLine-fixed)/4*3 - payloadOverhead
+	return (records.DefaultMaxLineSize-fixed)/4*3 - payloadOverhead
 }
 
 // records encrypt writes only lines that records decrypt reads: a whole
@@ -103,7 +104,7 @@ func TestRecordsEncryptRefusesWhatDecryptCannotRead(t *testing.T) {
 			if n > maxPlain {
 				msg := string(r.stderr)
 				if r.code != exitUsage || !strings.HasPrefix(msg, "enc-pipe: error: line 2: ") || strings.Count(msg, "error:") != 1 ||
-					!strings.Contains(msg, strconv.Itoa(maxRecordLine)) || !strings.Contains(msg, "at most "+strconv.Itoa(maxPlain)+" bytes") {
+					!strings.Contains(msg, strconv.Itoa(records.DefaultMaxLineSize)) || !strings.Contains(msg, "at most "+strconv.Itoa(maxPlain)+" bytes") {
 					t.Errorf("a record of %d bytes (max %d): exit %d, stderr %q", n, maxPlain, r.code, msg)
 				}
 				if _, err := os.Stat(filepath.Join(dir, "big.drr")); !errors.Is(err, os.ErrNotExist) {
@@ -119,8 +120,8 @@ func TestRecordsEncryptRefusesWhatDecryptCannotRead(t *testing.T) {
 				t.Fatal(err)
 			}
 			lines := bytes.Split(bytes.TrimSuffix(out, []byte("\n")), []byte("\n"))
-			if len(lines) != 2 || len(lines[1]) > maxRecordLine || len(lines[1]) <= maxRecordLine-4 && n == maxPlain {
-				t.Fatalf("%d output lines, the last %d bytes (limit %d)", len(lines), len(lines[len(lines)-1]), maxRecordLine)
+			if len(lines) != 2 || len(lines[1]) > records.DefaultMaxLineSize || len(lines[1]) <= records.DefaultMaxLineSize-4 && n == maxPlain {
+				t.Fatalf("%d output lines, the last %d bytes (limit %d)", len(lines), len(lines[len(lines)-1]), records.DefaultMaxLineSize)
 			}
 			r = runIn(t, dir, "records", "decrypt", "-i", "big.drr", "-o", "back.jsonl")
 			if r.code != 0 {
@@ -143,7 +144,7 @@ func TestRecordsEncryptFieldsRefusesOverlongObject(t *testing.T) {
 	dir := t.TempDir()
 	prefix := `{"tenant":"limits","f":`
 	// The field's base64 alone (4 characters per 3 bytes) passes the limit.
-	n := maxRecordLine/4*3 + 3
+	n := records.DefaultMaxLineSize/4*3 + 3
 	in := append(append([]byte(prefix), jsonString(n)...), '}', '\n')
 	writeFile(t, filepath.Join(dir, "big.jsonl"), in)
 	r := runIn(t, dir, "records", "encrypt", "--fields", "f", "--partition-field", "tenant", "-i", "big.jsonl", "-o", "big.drr")
@@ -155,7 +156,7 @@ func TestRecordsEncryptFieldsRefusesOverlongObject(t *testing.T) {
 	}
 }
 
-// The reader takes lines of up to maxRecordLine bytes, with either line
+// The reader takes lines of up to records.DefaultMaxLineSize bytes, with either line
 // ending or none at the end of the input, and names the first longer line.
 // A DataRowRecord line padded with JSON whitespace makes a line of any
 // length that decrypt accepts.
@@ -176,7 +177,7 @@ func TestRecordsLineLimitOfTheReader(t *testing.T) {
 	for _, c := range []struct {
 		n      int
 		ending string
-	}{{maxRecordLine, "\r\n"}, {maxRecordLine, ""}, {maxRecordLine + 1, "\n"}, {maxRecordLine + 1, "\r\n"}, {maxRecordLine + 1, ""}} {
+	}{{records.DefaultMaxLineSize, "\r\n"}, {records.DefaultMaxLineSize, ""}, {records.DefaultMaxLineSize + 1, "\n"}, {records.DefaultMaxLineSize + 1, "\r\n"}, {records.DefaultMaxLineSize + 1, ""}} {
 		t.Run(fmt.Sprintf("len=%d,ending=%q", c.n, c.ending), func(t *testing.T) {
 			// Line 1 is rec, line 2 rec padded with spaces to c.n bytes.
 			in := append(append([]byte{}, rec...), line...)
@@ -184,7 +185,7 @@ func TestRecordsLineLimitOfTheReader(t *testing.T) {
 			in = append(in, c.ending...)
 			writeFile(t, filepath.Join(dir, "in.drr"), in)
 			r := runIn(t, dir, "records", "decrypt", "-i", "in.drr", "-o", "out.jsonl")
-			if c.n <= maxRecordLine {
+			if c.n <= records.DefaultMaxLineSize {
 				if r.code != 0 {
 					t.Fatalf("exit %d: %s", r.code, r.stderr)
 				}
@@ -194,7 +195,7 @@ func TestRecordsLineLimitOfTheReader(t *testing.T) {
 				}
 				return
 			}
-			want := fmt.Sprintf("enc-pipe: error: line 2: longer than %d bytes", maxRecordLine)
+			want := fmt.Sprintf("enc-pipe: error: line 2: longer than %d bytes", records.DefaultMaxLineSize)
 			if r.code != exitUsage || !bytes.HasPrefix(r.stderr, []byte(want)) {
 				t.Errorf("exit %d, stderr %q, want %q", r.code, r.stderr, want)
 			}
@@ -210,7 +211,7 @@ func TestCLIDocStatesTheRecordLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	maxPlain := recordLimitFor(t, t.TempDir(), defaultPartition)
-	for _, want := range []int{maxRecordLine, maxPlain} {
+	for _, want := range []int{records.DefaultMaxLineSize, maxPlain} {
 		if !bytes.Contains(doc, []byte(strconv.Itoa(want))) {
 			t.Errorf("docs/CLI.md does not mention %d", want)
 		}
