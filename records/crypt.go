@@ -484,7 +484,9 @@ func (d *Decrypter) checkPlaintext(pt []byte) error {
 		sc := d.scanner()
 		defer d.scans.Put(sc)
 		if _, err := sc.Scan(pt, jsonscan.Options{}); err != nil {
-			return recordErrf(KindFormat, "decrypted value: %w", err)
+			// %v: the detail is about the plaintext; the chain does not
+			// carry it (its Error.Name is plaintext).
+			return recordErrf(KindFormat, "decrypted value: %v", err)
 		}
 	}
 	return nil
@@ -668,7 +670,7 @@ func (d *Decrypter) openFields(ctx context.Context, r *Record) error {
 		_, err = sc2.Scan(pt, jsonscan.Options{})
 		d.scans.Put(sc2)
 		if err != nil {
-			return recordErrf(KindFormat, "field %q: decrypted value: %w", name, err)
+			return recordErrf(KindFormat, "field %q: decrypted value: %v", name, err)
 		}
 		out = append(out, pt...)
 	}

@@ -29,6 +29,7 @@ type memSource struct {
 	next     int
 	endless  bool
 	written  func(*records.Record) bool // reports whether a sink holds r
+	unread   func(i int) bool           // records Next returns with a *RecordError
 	mu       sync.Mutex
 	acked    []*records.Record
 	inFlight atomic.Int64
@@ -47,10 +48,14 @@ func (s *memSource) Next(ctx context.Context) (*records.Record, error) {
 	if v := s.inFlight.Add(1); v > s.maxSeen.Load() {
 		s.maxSeen.Store(v)
 	}
-	return &records.Record{
+	r := &records.Record{
 		Value:  []byte(strconv.Itoa(i)),
 		Source: records.Position{Topic: "t", Partition: i % s.lanes, Offset: int64(i)},
-	}, nil
+	}
+	if s.unread != nil && s.unread(i) {
+		return r, &records.RecordError{Kind: records.KindSize, Err: errors.New("unreadable " + strconv.Itoa(i))}
+	}
+	return r, nil
 }
 
 func (s *memSource) Ack(ctx context.Context, recs []*records.Record) error {
@@ -378,5 +383,61 @@ func TestPipelineWritesWhatWasReadBeforeASourceError(t *testing.T) {
 	}
 	if len(sink.all()) != 10 {
 		t.Fatalf("sink got %d, want the 10 records read before the error", len(sink.all()))
+	}
+}
+
+// A record the source hands over with a *RecordError skips the transform
+// and is dead-lettered in its place; everything is acknowledged in order.
+func TestPipelineDeadLettersRecordsTheSourceCouldNotRead(t *testing.T) {
+	sink, dead := &memSink{}, &memSink{}
+	unread := func(i int) bool { return i%13 == 5 }
+	src := &memSource{t: t, n: 1000, lanes: 2, unread: unread, written: func(r *records.Record) bool { return sink.has(r) || dead.has(r) || len(r.Value) > 0 }}
+	var transformed atomic.Int64
+	xf := records.TransformFunc(func(ctx context.Context, r *records.Record) error {
+		n, _ := strconv.Atoi(string(r.Value))
+		if unread(n) {
+			t.Errorf("record %d, which the source could not read, was transformed", n)
+		}
+		transformed.Add(1)
+		return nil
+	})
+	p := &records.Pipeline{Source: src, Transform: xf, Sink: sink, DeadLetter: dead, Workers: 4, MaxBatch: 16}
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var want []int64
+	for i := range src.n {
+		if unread(i) {
+			want = append(want, int64(i))
+		}
+	}
+	got := dead.all()
+	if len(got) != len(want) || int(transformed.Load())+len(want) != src.n || len(sink.all()) != src.n-len(want) {
+		t.Fatalf("%d dead letters (want %d), %d transformed, %d written", len(got), len(want), transformed.Load(), len(sink.all()))
+	}
+	for i, d := range got {
+		h := headers(d)
+		if d.Source.Offset != want[i] || h[records.HeaderErrorKind] != string(records.KindSize) || h[records.HeaderError] != "unreadable "+strconv.FormatInt(want[i], 10) {
+			t.Fatalf("dead letter %d: offset %d, headers %v; want offset %d", i, d.Source.Offset, h, want[i])
+		}
+	}
+	if src.ackedCount() != src.n {
+		t.Fatalf("%d acknowledged, want %d", src.ackedCount(), src.n)
+	}
+}
+
+// Without a dead-letter sink, the first record the source could not read
+// stops the run after the records before it are written.
+func TestPipelineStopsAtARecordTheSourceCouldNotRead(t *testing.T) {
+	sink := &memSink{}
+	src := &memSource{t: t, n: 1000, lanes: 1, unread: func(i int) bool { return i == 321 || i == 500 }, written: sink.has}
+	p := &records.Pipeline{Source: src, Transform: jitter(50 * time.Microsecond), Sink: sink, Workers: 8, MaxBatch: 8}
+	err := p.Run(context.Background())
+	var re *records.RecordError
+	if !errors.As(err, &re) || !errors.Is(err, records.ErrSize) || re.Pos.Offset != 321 {
+		t.Fatalf("Run = %v, want the error of record 321", err)
+	}
+	if got := sink.all(); len(got) != 321 || src.ackedCount() != 321 {
+		t.Fatalf("%d written, %d acknowledged; want the 321 before it", len(got), src.ackedCount())
 	}
 }
