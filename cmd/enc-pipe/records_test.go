@@ -217,14 +217,17 @@ func TestRecordsLineLimitOfTheReader(t *testing.T) {
 }
 
 // docs/CLI.md states the line limit and the largest whole record for the
-// default partition, as computed from a record the binary writes.
+// default partition in both formats, as computed from records the binary
+// writes.
 func TestCLIDocStatesTheRecordLimit(t *testing.T) {
 	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "CLI.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	maxPlain := recordLimitFor(t, t.TempDir(), defaultPartition, records.FormatDRR)
-	for _, want := range []int{records.DefaultMaxLineSize, maxPlain} {
+	dir := t.TempDir()
+	maxDRR := recordLimitFor(t, dir, defaultPartition, records.FormatDRR)
+	maxBinary := recordLimitFor(t, dir, defaultPartition, records.FormatBinary)
+	for _, want := range []int{records.DefaultMaxLineSize, maxDRR, maxBinary} {
 		if !bytes.Contains(doc, []byte(strconv.Itoa(want))) {
 			t.Errorf("docs/CLI.md does not mention %d", want)
 		}
