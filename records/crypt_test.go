@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/enc-pipe/enc-pipe/envelope"
 	"github.com/enc-pipe/enc-pipe/envelope/kms/statickms"
@@ -626,4 +628,56 @@ func TestParallelJSONLinesMatchSequential(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A line is written as soon as it is read, even when the lines after it
+// (blank ones included) are not there yet: the reader never holds a record
+// back waiting for the next.
+func TestLineSourceDoesNotHoldARecordBackForTheNext(t *testing.T) {
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	out := &syncBuffer{}
+	p := &records.Pipeline{Source: records.NewLineSource(pr, records.LineOptions{}), Transform: records.TransformFunc(func(context.Context, *records.Record) error { return nil }), Sink: records.NewLineSink(out, records.LineOptions{}), Workers: 2}
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	want := ""
+	for i, chunk := range []string{"{\"a\":1}\n", "{\"b\":2}\n\n  \n", "{\"c\":3}\n{\"d\":4}\n\n"} {
+		if _, err := pw.Write([]byte(chunk)); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(chunk, "\n") {
+			if strings.TrimSpace(l) != "" {
+				want += l + "\n"
+			}
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for out.String() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("after chunk %d the sink has %q, want %q: a record waits for the next line", i, out.String(), want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	pw.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

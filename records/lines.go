@@ -77,7 +77,7 @@ type LineSource struct {
 	line int64
 }
 
-var _ Source = (*LineSource)(nil)
+var _ ReadySource = (*LineSource)(nil)
 
 // NewLineSource reads lines from r. It does not close r.
 func NewLineSource(r io.Reader, opt LineOptions) *LineSource {
@@ -110,6 +110,23 @@ func (s *LineSource) Next(ctx context.Context) (*Record, error) {
 			continue
 		}
 		return &Record{Value: line, Source: pos}, nil
+	}
+}
+
+// Ready reports whether the next record's line is buffered whole, so
+// that Next returns without reading (blank lines before it, which Next
+// skips, are looked past).
+func (s *LineSource) Ready() bool {
+	b, _ := s.br.Peek(s.br.Buffered())
+	for {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			return false
+		}
+		if s.opt.Base64 || len(bytes.TrimSpace(b[:i])) > 0 {
+			return true
+		}
+		b = b[i+1:]
 	}
 }
 

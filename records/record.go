@@ -85,6 +85,19 @@ type Source interface {
 	Ack(ctx context.Context, recs []*Record) error
 }
 
+// ReadySource is a Source that can tell whether Next would return at once.
+// A Pipeline then hands the records that are ready to its workers in runs
+// (of up to 64 records or 256 KiB), which costs far less synchronisation
+// than one record at a time; without it, or when Ready is false, a record
+// is handed on alone as soon as it is read, so that none waits for the
+// next.
+type ReadySource interface {
+	Source
+	// Ready reports whether the next call of Next would return without
+	// waiting for input. It is called from the goroutine that calls Next.
+	Ready() bool
+}
+
 // Sink takes the records a Pipeline has transformed, in order.
 //
 // The pipeline calls Write from one goroutine at a time.
