@@ -137,7 +137,7 @@ type recordsRun struct {
 	format    records.Format
 	base64    bool
 	srcOpt    records.LineOptions
-	sinkOpt   records.LineOptions
+	outOpt    records.LineOptions // the output lines: base64 or not
 	workers   int
 	deadName  string
 	fieldPart bool // the partition comes from a member of each record
@@ -193,9 +193,10 @@ func (a *app) recordsPlan(cmd *cobra.Command, f *recordsFlags, encrypt bool) (*r
 		p.ps = records.FixedPartition(a.g.partition)
 	}
 	// Whole binary records are base64 lines; with --base64 the plaintext
-	// is too.
+	// is too. Output lines are base64-encoded by the workers (lineTransform),
+	// not by the sink, which runs on one goroutine.
 	p.srcOpt = records.LineOptions{Base64: encrypt && f.base64}
-	p.sinkOpt = records.LineOptions{Base64: (!encrypt && f.base64) || (encrypt && p.format == records.FormatBinary && p.fields == nil)}
+	p.outOpt = records.LineOptions{Base64: (!encrypt && f.base64) || (encrypt && p.format == records.FormatBinary && p.fields == nil)}
 	p.deadName = f.deadLetter
 	return p, nil
 }
@@ -251,7 +252,7 @@ func (a *app) runRecords(cmd *cobra.Command, args []string, f *recordsFlags, enc
 	pl := &records.Pipeline{
 		Source:       records.NewLineSource(readTagger{ctxReader{ctx, src}}, p.srcOpt),
 		Transform:    xf,
-		Sink:         records.NewLineSink(writeTagger{out}, p.sinkOpt),
+		Sink:         records.NewLineSink(writeTagger{out}, records.LineOptions{}),
 		Workers:      p.workers,
 		DrainTimeout: recordsDrainTimeout,
 	}
@@ -319,12 +320,12 @@ func (p *recordsRun) transformer(factory *envelope.SessionFactory) (closingTrans
 		enc, err := records.NewEncrypter(records.EncryptConfig{
 			Factory: factory, Partition: p.ps, Format: p.format, JSON: !p.base64, Fields: p.fields,
 			// The one line limit: decryption reads back every line.
-			MaxValueSize: p.sinkOpt.MaxValueSize(),
+			MaxValueSize: p.outOpt.MaxValueSize(),
 		})
 		if err != nil {
 			return nil, usageErrorf("%s", strings.TrimPrefix(err.Error(), "records: "))
 		}
-		return &lineTransform{xf: enc, closer: enc}, nil
+		return &lineTransform{xf: enc, closer: enc, encodeBase64: p.outOpt.Base64}, nil
 	}
 	// In place, the library keeps the object on one line; whole records
 	// are checked by lineTransform, which says what to do about them.
@@ -333,20 +334,22 @@ func (p *recordsRun) transformer(factory *envelope.SessionFactory) (closingTrans
 		return nil, usageErrorf("%s", strings.TrimPrefix(err.Error(), "records: "))
 	}
 	whole := p.fields == nil
-	return &lineTransform{xf: dec, closer: dec, decrypt: true, unwrapBinary: whole, checkJSON: whole && !p.base64}, nil
+	return &lineTransform{xf: dec, closer: dec, decrypt: true, unwrapBinary: whole, checkJSON: whole && !p.base64, encodeBase64: p.outOpt.Base64}, nil
 }
 
 // lineTransform adapts a Transformer to JSON Lines: decrypting whole
 // records, a line that is not a DataRowRecord is taken as the base64 of a
 // binary record, and the plaintext must be one line of JSON unless it goes
-// out as base64. A failure that is not the record's (a backend) is given
-// the record's position.
+// out as base64. Output lines that are base64 are encoded here, on the
+// workers. A failure that is not the record's (a backend) is given the
+// record's position.
 type lineTransform struct {
 	xf           records.Transformer
 	closer       interface{ Close() error }
 	decrypt      bool
 	unwrapBinary bool
 	checkJSON    bool
+	encodeBase64 bool
 }
 
 func (t *lineTransform) Close() error { return t.closer.Close() }
@@ -379,6 +382,13 @@ func (t *lineTransform) Transform(ctx context.Context, r *records.Record) error 
 			clear(r.Value)
 			return &records.RecordError{Kind: records.KindFormat, Err: fmt.Errorf("the decrypted record is not one line of JSON (%v): use --base64 for records that are not JSON", err)}
 		}
+	}
+	if t.encodeBase64 {
+		v := base64.StdEncoding.AppendEncode(make([]byte, 0, base64.StdEncoding.EncodedLen(len(r.Value))), r.Value)
+		if t.decrypt {
+			clear(r.Value)
+		}
+		r.Value = v
 	}
 	return nil
 }
