@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/enc-pipe/enc-pipe/envelope"
-	"github.com/enc-pipe/enc-pipe/records/internal/jsonscan"
+	"github.com/enc-pipe/enc-pipe/internal/jsonscan"
 	"github.com/enc-pipe/enc-pipe/securebuf"
 )
 
@@ -49,7 +49,9 @@ type EncryptConfig struct {
 	// are re-keyed between encryption and decryption.
 	UnboundKey bool
 	// MaxValueSize makes a record whose encrypted value would be longer
-	// fail with KindSize. 0 means no limit.
+	// fail with KindSize; the error says how large a whole record of its
+	// partition may be. 0 means no limit. For JSON Lines, use the sink's
+	// LineOptions.MaxValueSize.
 	MaxValueSize int
 	// SessionCacheSize bounds the partitions kept open. Default:
 	// DefaultSessionCacheSize.
@@ -177,8 +179,8 @@ func (e *Encrypter) Transform(ctx context.Context, r *Record) error {
 		sc := e.scanner()
 		defer e.scans.Put(sc)
 		var err error
-		if res, err = sc.Scan(r.Value, e.cfg.Partition.path, e.fields != nil); err != nil {
-			return scanErr(err, "value")
+		if res, err = sc.Scan(r.Value, jsonscan.Options{Path: e.cfg.Partition.path, Members: e.fields != nil}); err != nil {
+			return inputErr(err)
 		}
 	}
 	var partition string
@@ -209,8 +211,12 @@ func (e *Encrypter) Transform(ctx context.Context, r *Record) error {
 	if err != nil {
 		return err
 	}
-	if e.cfg.MaxValueSize > 0 && len(out) > e.cfg.MaxValueSize {
-		return recordErrf(KindSize, "encrypted value would be %d bytes, over the limit of %d", len(out), e.cfg.MaxValueSize)
+	if limit := e.cfg.MaxValueSize; limit > 0 && len(out) > limit {
+		if e.fields != nil {
+			return recordErrf(KindSize, "with its fields encrypted, this object would take %d bytes, more than the limit of %d bytes", len(out), limit)
+		}
+		return recordErrf(KindSize, "a record of %d bytes takes %d bytes encrypted, more than the limit of %d bytes; records of this partition hold at most %d bytes",
+			len(r.Value), len(out), limit, e.maxPlaintext(len(r.Value), len(out)))
 	}
 	r.Value = out
 	r.Partition = partition
@@ -218,6 +224,24 @@ func (e *Encrypter) Transform(ctx context.Context, r *Record) error {
 		r.Key = nil
 	}
 	return nil
+}
+
+// maxPlaintext returns the largest whole record that encrypts to at most
+// MaxValueSize bytes, given that one of n bytes took out bytes under the
+// same partition key. Only the payload grows with the plaintext: in a
+// DataRowRecord its base64 (4 characters per started 3 bytes of
+// plaintext, nonce and tag), in a binary record the ciphertext, byte for
+// byte; the rest (wrapped data key, key id, timestamps) is fixed.
+func (e *Encrypter) maxPlaintext(n, out int) int {
+	limit := e.cfg.MaxValueSize
+	var m int
+	if e.cfg.Format == FormatDRR {
+		fixed := out - base64.StdEncoding.EncodedLen(n+envelope.Overhead)
+		m = (limit-fixed)/4*3 - envelope.Overhead
+	} else {
+		m = limit - (out - n)
+	}
+	return max(m, 0)
 }
 
 // seal encrypts pt in the configured format: a DataRowRecord's JSON, or a
@@ -459,8 +483,10 @@ func (d *Decrypter) checkPlaintext(pt []byte) error {
 	if d.cfg.JSON {
 		sc := d.scanner()
 		defer d.scans.Put(sc)
-		if _, err := sc.Scan(pt, nil, false); err != nil {
-			return scanErr(err, "decrypted value")
+		if _, err := sc.Scan(pt, jsonscan.Options{}); err != nil {
+			// %v: the detail is about the plaintext; the chain does not
+			// carry it (its Error.Name is plaintext).
+			return recordErrf(KindFormat, "decrypted value: %v", err)
 		}
 	}
 	return nil
@@ -475,6 +501,9 @@ func (d *Decrypter) open(ctx context.Context, r *Record, v []byte, partition, fi
 		return nil, nil, "", recordErrf(KindFormat, "not an encrypted record (neither a DataRowRecord nor a binary record)")
 	}
 	if f == FormatDRR {
+		if err := d.checkDRR(v); err != nil {
+			return nil, nil, "", err
+		}
 		var drr envelope.DataRowRecord
 		if err := json.Unmarshal(v, &drr); err != nil {
 			return nil, nil, "", recordErrf(KindFormat, "not a DataRowRecord: %v", err)
@@ -554,13 +583,30 @@ func (d *Decrypter) partitionOf(want, keyID string) (string, error) {
 	return p, nil
 }
 
+// checkDRR checks a DataRowRecord's JSON before it is decoded into Go
+// structs, whose fields encoding/json matches without regard to case: a
+// name twice is bad JSON (KindJSON), names equal up to case ("Data" and
+// "data" both set Data) make it not a DataRowRecord (KindFormat).
+func (d *Decrypter) checkDRR(v []byte) error {
+	sc := d.scanner()
+	_, err := sc.Scan(v, jsonscan.Options{Fold: true})
+	d.scans.Put(sc)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, jsonscan.ErrDuplicateName), errors.Is(err, jsonscan.ErrInvalidName):
+		return recordErr(KindJSON, err)
+	}
+	return recordErrf(KindFormat, "not a DataRowRecord: %w", err)
+}
+
 func (d *Decrypter) openFields(ctx context.Context, r *Record) error {
 	sc := d.scanner()
 	defer d.scans.Put(sc)
 	v := r.Value
-	res, err := sc.Scan(v, d.cfg.Partition.path, true)
+	res, err := sc.Scan(v, jsonscan.Options{Path: d.cfg.Partition.path, Members: true})
 	if err != nil {
-		return scanErr(err, "value")
+		return inputErr(err)
 	}
 	if !res.Object {
 		return recordErrf(KindJSON, "value is not a JSON object")
@@ -621,10 +667,10 @@ func (d *Decrypter) openFields(ctx context.Context, r *Record) error {
 			return recordErrf(KindPartition, "field %q belongs to another partition than the record's other fields", name)
 		}
 		sc2 := d.scanner()
-		_, err = sc2.Scan(pt, nil, false)
+		_, err = sc2.Scan(pt, jsonscan.Options{})
 		d.scans.Put(sc2)
 		if err != nil {
-			return scanErr(err, fmt.Sprintf("field %q: decrypted value", name))
+			return recordErrf(KindFormat, "field %q: decrypted value: %v", name, err)
 		}
 		out = append(out, pt...)
 	}

@@ -8,14 +8,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/enc-pipe/enc-pipe/envelope"
 	"github.com/enc-pipe/enc-pipe/envelope/kms/statickms"
 	"github.com/enc-pipe/enc-pipe/envelope/metastore/memstore"
 	"github.com/enc-pipe/enc-pipe/internal/asherahvectors"
+	"github.com/enc-pipe/enc-pipe/internal/jsonscan"
 	"github.com/enc-pipe/enc-pipe/records"
 )
 
@@ -304,38 +308,163 @@ func TestJSONLinesDuplicateNameErrorNamesTheLine(t *testing.T) {
 	}
 }
 
+// In both formats, the largest record that encrypts to a line within the
+// limit is the one the size error names, and its line reads back; the
+// limit is found by search, not computed by the test.
 func TestLineLimitRefusesOnEncryptWhatDecryptCouldNotRead(t *testing.T) {
 	f := newFactory(t, memstore.New(), "svc", "prod")
 	const max = 4096
-	opt := records.LineOptions{MaxLineSize: max}
-	enc := encrypter(t, records.EncryptConfig{Factory: f, Partition: records.FixedPartition("p"), JSON: true, MaxValueSize: max})
-	// Find, by growing the record, the largest one that encrypts.
-	var last string
-	var refused error
-	for n := 2000; n < max; n += 7 {
-		line := `"` + strings.Repeat("a", n) + `"`
-		r := &records.Record{Value: []byte(line)}
-		if err := enc.Transform(ctx, r); err != nil {
-			refused = err
-			break
+	for _, format := range []records.Format{records.FormatDRR, records.FormatBinary} {
+		t.Run(format.String(), func(t *testing.T) {
+			opt := records.LineOptions{MaxLineSize: max, Base64: format == records.FormatBinary}
+			enc := encrypter(t, records.EncryptConfig{Factory: f, Partition: records.FixedPartition("p"), Format: format, JSON: true, MaxValueSize: opt.MaxValueSize()})
+			value := func(n int) []byte { return []byte(`"` + strings.Repeat("a", n-2) + `"`) }
+			encrypts := func(n int) error { return enc.Transform(ctx, &records.Record{Value: value(n)}) }
+			lo, hi := 2, max // encrypts(lo) == nil, encrypts(hi) != nil
+			if encrypts(lo) != nil || encrypts(hi) == nil {
+				t.Fatalf("no size between %d and %d is refused", lo, hi)
+			}
+			for hi-lo > 1 {
+				if mid := (lo + hi) / 2; encrypts(mid) == nil {
+					lo = mid
+				} else {
+					hi = mid
+				}
+			}
+			err := encrypts(lo + 1)
+			if !errors.Is(err, records.ErrSize) || !strings.Contains(err.Error(), fmt.Sprintf("at most %d bytes", lo)) {
+				t.Fatalf("a record of %d bytes (the largest is %d) = %v", lo+1, lo, err)
+			}
+			// The largest record's line is within the limit and reads back.
+			var line, out bytes.Buffer
+			p := &records.Pipeline{Source: records.NewLineSource(bytes.NewReader(append(value(lo), '\n')), records.LineOptions{MaxLineSize: max}), Transform: enc, Sink: records.NewLineSink(&line, opt)}
+			if err := p.Run(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if n := line.Len() - 1; n > max || n < max-4 {
+				t.Fatalf("the largest record's line is %d bytes, the limit %d", n, max)
+			}
+			dec := decrypter(t, records.DecryptConfig{Factory: f, JSON: true, SingleLine: true})
+			p = &records.Pipeline{Source: records.NewLineSource(&line, opt), Transform: dec, Sink: records.NewLineSink(&out, records.LineOptions{MaxLineSize: max})}
+			if err := p.Run(ctx); err != nil || !bytes.Equal(out.Bytes(), append(value(lo), '\n')) {
+				t.Fatalf("decrypting the largest accepted line: %v", err)
+			}
+		})
+	}
+}
+
+// A line over the limit, or not base64 when lines are base64, is set
+// aside with its line number (the long one without its bytes) and the
+// lines after it are read; without a dead-letter sink the run stops there.
+func TestLineSourceSetsAsideBadLinesAndReadsOn(t *testing.T) {
+	const max = 64
+	long := strings.Repeat("x", max+1)
+	for _, c := range []struct {
+		name string
+		opt  records.LineOptions
+		in   []string
+		bad  map[int]records.ErrorKind // line number → kind
+	}{
+		{"plain", records.LineOptions{MaxLineSize: max}, []string{"a", long, strings.Repeat("y", max), long + "\r", "b", long + long + long}, map[int]records.ErrorKind{2: records.KindSize, 4: records.KindSize, 6: records.KindSize}},
+		{"base64", records.LineOptions{MaxLineSize: max, Base64: true}, []string{"YQ==", "not base64!", long, "", "Yg=="}, map[int]records.ErrorKind{2: records.KindFormat, 3: records.KindSize}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			in := strings.Join(c.in, "\n") // the last line has no line feed
+			var out, dead bytes.Buffer
+			p := &records.Pipeline{Source: records.NewLineSource(strings.NewReader(in), c.opt), Transform: records.TransformFunc(func(context.Context, *records.Record) error { return nil }),
+				Sink: records.NewLineSink(&out, c.opt), DeadLetter: records.NewLineDeadLetterSink(&dead), Workers: 3}
+			if err := p.Run(ctx); err != nil {
+				t.Fatal(err)
+			}
+			var wantOut []string
+			for i, l := range c.in {
+				if _, bad := c.bad[i+1]; !bad {
+					wantOut = append(wantOut, strings.TrimSuffix(l, "\r"))
+				}
+			}
+			if got := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n"); strings.Join(got, "|") != strings.Join(wantOut, "|") {
+				t.Errorf("written %q, want %q", got, wantOut)
+			}
+			lines := strings.Split(strings.TrimSuffix(dead.String(), "\n"), "\n")
+			if len(lines) != len(c.bad) {
+				t.Fatalf("dead letters %q, want %d", lines, len(c.bad))
+			}
+			for _, l := range lines {
+				var d struct{ Source, Kind, Error, Value string }
+				if err := json.Unmarshal([]byte(l), &d); err != nil {
+					t.Fatal(err)
+				}
+				var n int
+				fmt.Sscanf(d.Source, "line %d", &n)
+				kind, ok := c.bad[n]
+				switch {
+				case !ok || d.Kind != string(kind):
+					t.Errorf("dead letter %s, want line %d to be %v", l, n, kind)
+				case kind == records.KindSize && (d.Value != "" || !strings.Contains(d.Error, fmt.Sprint(max))):
+					t.Errorf("dead letter of a long line %s: holds its value, or not the limit", l)
+				case kind == records.KindFormat && d.Value != c.in[n-1]:
+					t.Errorf("dead letter %s, want the line as read", l)
+				}
+			}
+			p = &records.Pipeline{Source: records.NewLineSource(strings.NewReader(in), c.opt), Transform: records.TransformFunc(func(context.Context, *records.Record) error { return nil }), Sink: records.NewLineSink(io.Discard, c.opt)}
+			err := p.Run(ctx)
+			first := 1 << 30
+			for n := range c.bad {
+				first = min(first, n)
+			}
+			if err == nil || !strings.HasPrefix(err.Error(), fmt.Sprintf("line %d: ", first)) || (c.bad[first] == records.KindSize) != errors.Is(err, records.ErrLineTooLong) {
+				t.Fatalf("without a dead-letter sink: %v, want the error of line %d", err, first)
+			}
+		})
+	}
+}
+
+// A DataRowRecord is checked before it is decoded: a name twice is bad
+// JSON, names equal up to case make it no DataRowRecord (Go would read
+// both into one field), whole or as a field. Decrypted values the
+// configuration refuses are format errors whose detail does not carry the
+// plaintext's names.
+func TestDecryptChecksDataRowRecordTextAndPlaintext(t *testing.T) {
+	f := newFactory(t, memstore.New(), "svc", "prod")
+	enc := encrypter(t, records.EncryptConfig{Factory: f, Partition: records.FixedPartition("p")})
+	whole := string(encryptOne(t, enc, &records.Record{Value: []byte(`{"secret":1,"secret2":2}`)}).Value)
+	notJSON := string(encryptOne(t, enc, &records.Record{Value: []byte("not json")}).Value)
+	dupInside := string(encryptOne(t, enc, &records.Record{Value: []byte(`{"secret":1,"secret":2}`)}).Value)
+	fenc := encrypter(t, records.EncryptConfig{Factory: f, Partition: records.FixedPartition("p"), Fields: []string{"f"}})
+	field := string(encryptOne(t, fenc, &records.Record{Value: []byte(`{"f":"v","g":1}`)}).Value)
+	dec := decrypter(t, records.DecryptConfig{Factory: f, JSON: true})
+	fdec := decrypter(t, records.DecryptConfig{Factory: f, Fields: []string{"f"}})
+	for _, c := range []struct {
+		name  string
+		dec   *records.Decrypter
+		value string
+		want  error
+		named bool // the chain holds the input's *jsonscan.Error
+	}{
+		{"whole", dec, whole, nil, false},
+		{"Data twice", dec, strings.Replace(whole, `"Data":`, `"Data":"AAAA","Data":`, 1), records.ErrJSON, true},
+		{"data and Data", dec, strings.Replace(whole, `"Data":`, `"data":"AAAA","Data":`, 1), records.ErrFormat, true},
+		{"KEY and Key inside Key", dec, strings.Replace(whole, `{"Key":{`, `{"Key":{"KEY":1,`, 1), records.ErrFormat, true},
+		{"decrypts to no JSON", dec, notJSON, records.ErrFormat, false},
+		{"decrypts to a duplicate", dec, dupInside, records.ErrFormat, false},
+		{"field", fdec, field, nil, false},
+		{"field with Key and KEY", fdec, strings.Replace(field, `"f":{"Key":{`, `"f":{"KEY":1,"Key":{`, 1), records.ErrFormat, true},
+		{"field with Key twice", fdec, strings.Replace(field, `"f":{"Key":{`, `"f":{"Key":1,"Key":{`, 1), records.ErrJSON, true},
+	} {
+		r := &records.Record{Value: []byte(c.value)}
+		if c.value == whole || c.value == field {
+			if c.value == whole && c.name != "whole" || c.value == field && c.name != "field" {
+				t.Fatalf("%s: the replacement changed nothing", c.name)
+			}
 		}
-		last = string(r.Value)
-	}
-	if !errors.Is(refused, records.ErrSize) || last == "" {
-		t.Fatalf("no record was refused for size (%v)", refused)
-	}
-	// The largest encrypted line is read back by a source with the same limit.
-	dec := decrypter(t, records.DecryptConfig{Factory: f, JSON: true, SingleLine: true})
-	var out bytes.Buffer
-	p := &records.Pipeline{Source: records.NewLineSource(strings.NewReader(last+"\n"), opt), Transform: dec, Sink: records.NewLineSink(&out, opt)}
-	if err := p.Run(ctx); err != nil {
-		t.Fatalf("decrypting the largest accepted line: %v", err)
-	}
-	// And one byte more is too long to read.
-	long := strings.Repeat("x", max+1) + "\n"
-	p = &records.Pipeline{Source: records.NewLineSource(strings.NewReader(long), opt), Transform: dec, Sink: records.NewLineSink(&out, opt)}
-	if err := p.Run(ctx); !errors.Is(err, records.ErrLineTooLong) {
-		t.Fatalf("a line of max+1 bytes = %v, want ErrLineTooLong", err)
+		err := c.dec.Transform(ctx, r)
+		var je *jsonscan.Error
+		if !errors.Is(err, c.want) || (c.want == nil) != (err == nil) || errors.As(err, &je) != c.named {
+			t.Errorf("%s: %v, want %v (input JSON error in the chain: %v)", c.name, err, c.want, c.named)
+		}
+		if err != nil && strings.Contains(err.Error(), "secret") {
+			t.Errorf("%s: the message %q shows the plaintext", c.name, err)
+		}
 	}
 }
 
@@ -499,4 +628,56 @@ func TestParallelJSONLinesMatchSequential(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A line is written as soon as it is read, even when the lines after it
+// (blank ones included) are not there yet: the reader never holds a record
+// back waiting for the next.
+func TestLineSourceDoesNotHoldARecordBackForTheNext(t *testing.T) {
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	out := &syncBuffer{}
+	p := &records.Pipeline{Source: records.NewLineSource(pr, records.LineOptions{}), Transform: records.TransformFunc(func(context.Context, *records.Record) error { return nil }), Sink: records.NewLineSink(out, records.LineOptions{}), Workers: 2}
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	want := ""
+	for i, chunk := range []string{"{\"a\":1}\n", "{\"b\":2}\n\n  \n", "{\"c\":3}\n{\"d\":4}\n\n"} {
+		if _, err := pw.Write([]byte(chunk)); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(chunk, "\n") {
+			if strings.TrimSpace(l) != "" {
+				want += l + "\n"
+			}
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for out.String() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("after chunk %d the sink has %q, want %q: a record waits for the next line", i, out.String(), want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	pw.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

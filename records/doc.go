@@ -53,6 +53,16 @@
 // case. Readers disagree about which duplicate wins; refusing them keeps a
 // tenant field from meaning one thing here and another downstream.
 //
+// # JSON Lines
+//
+// LineSource and LineSink read and write one record per line, of at most
+// DefaultMaxLineSize bytes; binary records and other bytes travel as
+// base64 (LineOptions.Base64). An Encrypter whose MaxValueSize is the
+// sink's LineOptions.MaxValueSize never writes a line that a LineSource
+// could not read. A line too long or not base64 is a record error of its
+// own (dead-lettered or stopping the run), and reading goes on at the next
+// line without keeping the long one.
+//
 // # Concurrency and ownership
 //
 // Encrypter and Decrypter are safe for concurrent use; close them after

@@ -12,15 +12,26 @@ import (
 	"unicode/utf8"
 )
 
-// DefaultMaxLineSize is the longest line, without its line feed, that a
-// LineSource reads and a LineSink writes. Encrypting with
-// EncryptConfig.MaxValueSize set to the same limit refuses a record whose
-// encrypted line decryption could not read.
+// DefaultMaxLineSize is the longest line, without its line ending, that a
+// LineSource reads and a LineSink writes: 64 MiB, the one line limit of
+// enc-pipe's JSON Lines (the records commands read and write no longer
+// line). An Encrypter whose EncryptConfig.MaxValueSize is the sink's
+// LineOptions.MaxValueSize refuses a record whose encrypted line a
+// LineSource with the same limit could not read.
 const DefaultMaxLineSize = 64 << 20
 
-// ErrLineTooLong is returned (wrapped, with the line number) for a line
-// over the limit.
+// ErrLineTooLong is matched (errors.Is) by the error of a line over the
+// limit: a *RecordError of KindSize, which names the line.
 var ErrLineTooLong = errors.New("records: line too long")
+
+// lineTooLong is the cause of a line over the limit of n bytes.
+type lineTooLong int
+
+func (n lineTooLong) Error() string {
+	return fmt.Sprintf("longer than %d bytes, the line limit", int(n))
+}
+
+func (lineTooLong) Unwrap() error { return ErrLineTooLong }
 
 // LineOptions configure a LineSource or a LineSink.
 type LineOptions struct {
@@ -40,38 +51,58 @@ func (o LineOptions) max() int {
 	return DefaultMaxLineSize
 }
 
+// MaxValueSize is the largest value whose line fits in the limit: the
+// limit, or with Base64 the most bytes whose base64 fits (3 bytes per 4
+// characters).
+func (o LineOptions) MaxValueSize() int {
+	if o.Base64 {
+		return o.max() / 4 * 3
+	}
+	return o.max()
+}
+
 // LineSource reads records from lines (JSON Lines): one record per line,
 // its value the line without the line ending; blank lines are skipped
 // unless Base64 is set. Position.Offset is the line number. Ack does
 // nothing: a stream has no position to commit.
+//
+// A line over the limit, or (Base64) not standard base64, is a record that
+// cannot be read: Next returns it with a *RecordError (KindSize with no
+// value, since the line is not kept; KindFormat with the line as value),
+// which a Pipeline dead-letters or stops at, and reading goes on at the
+// next line. Memory stays bounded by the limit, whatever the input.
 type LineSource struct {
 	br   *bufio.Reader
 	opt  LineOptions
 	line int64
 }
 
-var _ Source = (*LineSource)(nil)
+var _ ReadySource = (*LineSource)(nil)
 
 // NewLineSource reads lines from r. It does not close r.
 func NewLineSource(r io.Reader, opt LineOptions) *LineSource {
 	return &LineSource{br: bufio.NewReaderSize(r, 256<<10), opt: opt}
 }
 
-// Next returns the next line's record, io.EOF at the end, or an error
-// naming the line (ErrLineTooLong, a base64 error, a read error). It does
-// not watch ctx: a blocking reader must be made to return by its owner.
+// Next returns the next line's record, io.EOF at the end, a record with a
+// *RecordError for a line it cannot read as a record, or an error naming
+// the line for a read error. It does not watch ctx: a blocking reader must
+// be made to return by its owner.
 func (s *LineSource) Next(ctx context.Context) (*Record, error) {
 	for {
-		line, err := s.readLine()
+		line, tooLong, err := s.readLine()
 		if err != nil {
 			return nil, err
 		}
 		s.line++
 		pos := Position{Offset: s.line}
+		if tooLong {
+			return &Record{Source: pos}, &RecordError{Kind: KindSize, Pos: pos, Err: lineTooLong(s.opt.max())}
+		}
 		if s.opt.Base64 {
 			v, err := base64.StdEncoding.AppendDecode(make([]byte, 0, len(line)*3/4), bytes.TrimSpace(line))
 			if err != nil {
-				return nil, &RecordError{Kind: KindFormat, Pos: pos, Err: errors.New("not standard base64")}
+				return &Record{Value: line, Source: pos}, &RecordError{Kind: KindFormat, Pos: pos, Err: errors.New("not standard base64")}
 			}
 			return &Record{Value: v, Source: pos}, nil
 		}
@@ -82,36 +113,56 @@ func (s *LineSource) Next(ctx context.Context) (*Record, error) {
 	}
 }
 
-func (s *LineSource) readLine() ([]byte, error) {
-	max := s.opt.max()
-	tooLong := func() error {
-		return fmt.Errorf("line %d: %w (the limit is %d bytes)", s.line+1, ErrLineTooLong, max)
+// Ready reports whether the next record's line is buffered whole, so
+// that Next returns without reading (blank lines before it, which Next
+// skips, are looked past).
+func (s *LineSource) Ready() bool {
+	b, _ := s.br.Peek(s.br.Buffered())
+	for {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			return false
+		}
+		if s.opt.Base64 || len(bytes.TrimSpace(b[:i])) > 0 {
+			return true
+		}
+		b = b[i+1:]
 	}
-	var line []byte
+}
+
+// readLine returns the next line without its ending, or reports that it
+// was too long (and skips it, keeping none of it).
+func (s *LineSource) readLine() (line []byte, tooLong bool, err error) {
+	max := s.opt.max()
 	for {
 		chunk, err := s.br.ReadSlice('\n')
-		if len(line)+len(chunk) > max+2 { // room for "\r\n"
-			return nil, tooLong()
+		if !tooLong && len(line)+len(chunk) > max+2 { // room for "\r\n"
+			tooLong, line = true, nil
 		}
-		line = append(line, chunk...)
+		if !tooLong {
+			line = append(line, chunk...)
+		}
 		if err == bufio.ErrBufferFull {
 			continue
 		}
-		if err == io.EOF && len(line) > 0 {
+		if err == io.EOF && (len(line) > 0 || tooLong) {
 			err = nil
 		}
 		if err != nil {
 			if err != io.EOF {
 				err = fmt.Errorf("line %d: %w", s.line+1, err)
 			}
-			return nil, err
+			return nil, false, err
+		}
+		if tooLong {
+			return nil, true, nil
 		}
 		line = bytes.TrimSuffix(line, []byte("\n"))
 		line = bytes.TrimSuffix(line, []byte("\r"))
 		if len(line) > max {
-			return nil, tooLong()
+			return nil, true, nil
 		}
-		return line, nil
+		return line, false, nil
 	}
 }
 

@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/enc-pipe/enc-pipe/envelope"
-	"github.com/enc-pipe/enc-pipe/records/internal/jsonscan"
+	"github.com/enc-pipe/enc-pipe/internal/jsonscan"
 )
 
 // PartitionSource says where a record's partition (tenant) comes from. The
@@ -175,13 +175,15 @@ func (ps PartitionSource) fromScan(text []byte, res *jsonscan.Result) (string, e
 	return "", recordErrf(KindPartition, "partition field %q is not a string or a number", ps.value)
 }
 
-// scanErr turns a jsonscan error into a record error.
-func scanErr(err error, what string) error {
+// inputErr turns the jsonscan error of an input value into a record
+// error: KindPartition for a case variant of the partition field's names,
+// KindJSON otherwise. Its message names an offset, never content.
+func inputErr(err error) error {
 	kind := KindJSON
 	if errors.Is(err, jsonscan.ErrAmbiguousName) {
 		kind = KindPartition
 	}
-	return recordErrf(kind, "%s: %w", what, err)
+	return recordErr(kind, err)
 }
 
 // partitionFromKeyID recovers the partition from an intermediate key id,

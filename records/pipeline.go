@@ -80,13 +80,29 @@ type Pipeline struct {
 	stats counters
 }
 
-type job struct {
+// item is one record on its way through a run.
+type item struct {
 	rec  *Record
 	orig Record // as read, for the dead-letter sink
 	size int64
 	err  error
-	done chan struct{}
 }
+
+// job is a run of records read in a row, transformed by one worker in
+// order: one record when the source would block, up to maxJobRecords when
+// it has more ready (ReadySource), so that goroutines hand each other
+// records in groups rather than one at a time.
+type job struct {
+	items []item
+	bytes int64
+	done  chan struct{}
+}
+
+// Bounds of a job.
+const (
+	maxJobRecords = 64
+	maxJobBytes   = 256 << 10
+)
 
 // run is the state of one Run.
 type run struct {
@@ -99,7 +115,7 @@ type run struct {
 
 	work  chan *job
 	order chan *job
-	acks  chan []*job
+	acks  chan []*item
 
 	errMu    sync.Mutex
 	firstErr error
@@ -149,7 +165,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		p:     p,
 		work:  make(chan *job, maxInFlight),
 		order: make(chan *job, maxInFlight),
-		acks:  make(chan []*job, maxInFlight),
+		acks:  make(chan []*item, maxInFlight),
 	}
 	r.gate.init(maxInFlight, maxBytes)
 	r.readCtx, r.stopRead = context.WithCancelCause(ctx)
@@ -221,48 +237,88 @@ func (r *run) halt(err error) {
 }
 
 // read feeds jobs to the workers and, in the same order, to the writer.
+// A job is handed on as soon as the source has no record ready, or before
+// the reader would wait for room in flight, so that a partial job never
+// waits for a record.
 func (r *run) read() {
 	defer close(r.work)
 	defer close(r.order)
 	src := r.p.Source
+	ready := func() bool { return false }
+	if rs, ok := src.(ReadySource); ok {
+		ready = rs.Ready
+	}
+	limit := min(maxJobRecords, r.gate.maxCount)
+	var j *job
+	send := func() {
+		if j != nil && len(j.items) > 0 {
+			r.order <- j
+			r.work <- j
+		}
+		j = nil
+	}
+	defer send() // what was read is transformed and written
 	for {
-		if err := r.gate.acquire(r.readCtx); err != nil {
-			return // stopped or cancelled
+		if !r.gate.tryAcquire() {
+			send()
+			if err := r.gate.acquire(r.readCtx); err != nil {
+				return // stopped or cancelled
+			}
 		}
 		rec, err := src.Next(r.readCtx)
-		if err != nil {
-			r.gate.release(1, 0)
-			if err == io.EOF || r.readCtx.Err() != nil {
-				return
+		var unread *RecordError
+		switch {
+		case err != nil && rec != nil && errors.As(err, &unread):
+			// A record the source could not read: it goes to the
+			// writer, already failed, like a failed Transform.
+			if unread.Pos == (Position{}) {
+				unread.Pos = rec.Source
 			}
-			r.fail(fmt.Errorf("records: read: %w", err))
+		case err != nil:
+			r.gate.release(1, 0)
+			if err != io.EOF && r.readCtx.Err() == nil {
+				r.fail(fmt.Errorf("records: read: %w", err))
+			}
 			return
-		}
-		if rec == nil {
+		case rec == nil:
 			r.gate.release(1, 0)
 			r.fail(errors.New("records: read: source returned a nil record"))
 			return
 		}
-		j := &job{rec: rec, orig: *rec, size: rec.size(), done: make(chan struct{})}
-		if err := r.gate.acquireBytes(r.readCtx, j.size); err != nil {
-			// Read but never handed on: not acknowledged, so it is
-			// read again after a restart.
-			r.gate.release(1, 0)
-			return
+		it := item{rec: rec, orig: *rec, size: rec.size(), err: err}
+		if !r.gate.tryAcquireBytes(it.size) {
+			send()
+			if err := r.gate.acquireBytes(r.readCtx, it.size); err != nil {
+				// Read but never handed on: not acknowledged, so it is
+				// read again after a restart.
+				r.gate.release(1, 0)
+				return
+			}
 		}
 		r.p.stats.read.Add(1)
-		r.p.stats.bytesRead.Add(j.size)
-		r.order <- j
-		r.work <- j
+		r.p.stats.bytesRead.Add(it.size)
+		if j == nil {
+			j = &job{items: make([]item, 0, 1), done: make(chan struct{})}
+		}
+		j.items = append(j.items, it)
+		j.bytes += it.size
+		if len(j.items) >= limit || j.bytes >= maxJobBytes || !ready() {
+			send()
+		}
 	}
 }
 
 func (r *run) transform() {
 	for j := range r.work {
-		if r.workCtx.Err() == nil && !r.halted.Load() {
-			j.err = r.safeTransform(j.rec)
-		} else {
-			j.err = errStopped
+		for i := range j.items {
+			it := &j.items[i]
+			switch {
+			case it.err != nil: // the source could not read it
+			case r.workCtx.Err() == nil && !r.halted.Load():
+				it.err = r.safeTransform(it.rec)
+			default:
+				it.err = errStopped
+			}
 		}
 		close(j.done)
 	}
@@ -282,16 +338,17 @@ func (r *run) safeTransform(rec *Record) (err error) {
 	return err
 }
 
-// write takes jobs in the order they were read and batches the finished
-// ones. A separate goroutine writes one batch at a time; a batch is handed
-// over as soon as that goroutine is idle, or when it is full, so batches
-// grow while a write is in flight and stay small when records trickle in.
+// write takes jobs in the order they were read and batches their finished
+// records. A separate goroutine writes one batch at a time; a batch is
+// handed over as soon as that goroutine is idle, or when it is full, so
+// batches grow while a write is in flight and stay small when records
+// trickle in.
 func (r *run) write() {
 	maxBatch := r.p.MaxBatch
 	if maxBatch <= 0 {
 		maxBatch = DefaultMaxBatch
 	}
-	sinkCh := make(chan []*job)
+	sinkCh := make(chan []*item)
 	sinkDone := make(chan struct{})
 	go func() {
 		defer close(sinkDone)
@@ -299,7 +356,7 @@ func (r *run) write() {
 			r.flush(batch)
 		}
 	}()
-	var batch []*job
+	var batch []*item
 	// finish hands over the last batch and waits for the sink.
 	finish := func() {
 		if len(batch) > 0 {
@@ -341,37 +398,40 @@ func (r *run) write() {
 		} else {
 			<-j.done
 		}
-		if j.err != nil && !r.routable(j) {
-			// Everything before j is written and acknowledged;
-			// j and what follows are not.
-			finish()
-			if !r.halted.Load() {
-				switch {
-				case j.err != errStopped:
-					r.halt(j.err)
-				case r.workCtx.Err() != nil:
-					r.halt(context.Cause(r.workCtx))
+		for i := range j.items {
+			it := &j.items[i]
+			if it.err != nil && !r.routable(it) {
+				// Everything before it is written and acknowledged;
+				// it and what follows are not.
+				finish()
+				if !r.halted.Load() {
+					switch {
+					case it.err != errStopped:
+						r.halt(it.err)
+					case r.workCtx.Err() != nil:
+						r.halt(context.Cause(r.workCtx))
+					}
 				}
+				r.halted.Store(true)
+				r.releaseItems(j.items[i:])
+				r.discard()
+				return
 			}
-			r.halted.Store(true)
-			r.gate.release(1, j.size)
-			r.discard()
-			return
-		}
-		batch = append(batch, j)
-		if len(batch) >= maxBatch {
-			sinkCh <- batch
-			batch = nil
+			batch = append(batch, it)
+			if len(batch) >= maxBatch {
+				sinkCh <- batch
+				batch = nil
+			}
 		}
 	}
 }
 
-// routable reports whether j's error sends it to the dead-letter sink, and
-// counts it.
-func (r *run) routable(j *job) bool {
+// routable reports whether it's error sends it to the dead-letter sink,
+// and counts it.
+func (r *run) routable(it *item) bool {
 	var re *RecordError
-	if !errors.As(j.err, &re) {
-		if j.err != errStopped {
+	if !errors.As(it.err, &re) {
+		if it.err != errStopped {
 			r.p.stats.fatal.Add(1)
 		}
 		return false
@@ -382,9 +442,9 @@ func (r *run) routable(j *job) bool {
 
 // flush writes batch (dead ones to the dead-letter sink) and queues it for
 // acknowledgement. After a failure, which it records, it only releases.
-func (r *run) flush(batch []*job) {
+func (r *run) flush(batch []*item) {
 	if r.halted.Load() || r.workCtx.Err() != nil {
-		r.releaseAll(batch)
+		r.release(batch)
 		if r.workCtx.Err() != nil {
 			r.halt(context.Cause(r.workCtx))
 		}
@@ -393,17 +453,17 @@ func (r *run) flush(batch []*job) {
 	recs := make([]*Record, 0, len(batch))
 	var dead []*Record
 	var bytes int64
-	for _, j := range batch {
-		if j.err == nil {
-			recs = append(recs, j.rec)
-			bytes += j.rec.size()
+	for _, it := range batch {
+		if it.err == nil {
+			recs = append(recs, it.rec)
+			bytes += it.rec.size()
 		} else {
-			dead = append(dead, deadLetter(j))
+			dead = append(dead, deadLetter(it))
 		}
 	}
 	if len(recs) > 0 {
 		if err := r.p.Sink.Write(r.workCtx, recs); err != nil {
-			r.releaseAll(batch)
+			r.release(batch)
 			r.halt(fmt.Errorf("records: write: %w", err))
 			return
 		}
@@ -412,7 +472,7 @@ func (r *run) flush(batch []*job) {
 	}
 	if len(dead) > 0 {
 		if err := r.p.DeadLetter.Write(r.workCtx, dead); err != nil {
-			r.releaseAll(batch)
+			r.release(batch)
 			r.halt(fmt.Errorf("records: write to the dead-letter sink: %w", err))
 			return
 		}
@@ -421,11 +481,11 @@ func (r *run) flush(batch []*job) {
 	r.acks <- batch
 }
 
-func deadLetter(j *job) *Record {
+func deadLetter(it *item) *Record {
 	var re *RecordError
-	errors.As(j.err, &re)
-	d := j.orig
-	d.Headers = append(append([]Header(nil), j.orig.Headers...),
+	errors.As(it.err, &re)
+	d := it.orig
+	d.Headers = append(append([]Header(nil), it.orig.Headers...),
 		Header{Key: HeaderErrorKind, Value: []byte(re.Kind)},
 		Header{Key: HeaderError, Value: []byte(re.Err.Error())},
 		Header{Key: HeaderSource, Value: []byte(re.Pos.String())},
@@ -438,14 +498,22 @@ func deadLetter(j *job) *Record {
 func (r *run) discard() {
 	for j := range r.order {
 		<-j.done
-		r.gate.release(1, j.size)
+		r.releaseItems(j.items)
 	}
 }
 
-func (r *run) releaseAll(batch []*job) {
+func (r *run) releaseItems(items []item) {
 	var n int64
-	for _, j := range batch {
-		n += j.size
+	for i := range items {
+		n += items[i].size
+	}
+	r.gate.release(len(items), n)
+}
+
+func (r *run) release(batch []*item) {
+	var n int64
+	for _, it := range batch {
+		n += it.size
 	}
 	r.gate.release(len(batch), n)
 }
@@ -453,7 +521,7 @@ func (r *run) releaseAll(batch []*job) {
 // ack acknowledges written batches in order, coalescing those queued.
 func (r *run) ack() {
 	for batch := range r.acks {
-		jobs := batch
+		items := batch
 	more:
 		for {
 			select {
@@ -461,7 +529,7 @@ func (r *run) ack() {
 				if !ok {
 					break more
 				}
-				jobs = append(jobs, b...)
+				items = append(items, b...)
 			default:
 				break more
 			}
@@ -469,9 +537,9 @@ func (r *run) ack() {
 		// Records already written are acknowledged even after a later
 		// record failed; nothing is after an acknowledgement failed.
 		if !r.ackFailed && r.workCtx.Err() == nil {
-			recs := make([]*Record, len(jobs))
-			for i, j := range jobs {
-				recs[i] = j.rec
+			recs := make([]*Record, len(items))
+			for i, it := range items {
+				recs[i] = it.rec
 			}
 			if err := r.p.Source.Ack(r.workCtx, recs); err != nil {
 				r.ackFailed = true
@@ -480,7 +548,7 @@ func (r *run) ack() {
 				r.p.stats.acked.Add(int64(len(recs)))
 			}
 		}
-		r.releaseAll(jobs)
+		r.release(items)
 	}
 }
 
@@ -513,6 +581,28 @@ func (g *gate) wait(ctx context.Context, full func() bool, take func()) error {
 	take()
 	g.mu.Unlock()
 	return nil
+}
+
+// tryAcquire takes one record slot if one is free.
+func (g *gate) tryAcquire() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.count >= g.maxCount {
+		return false
+	}
+	g.count++
+	return true
+}
+
+// tryAcquireBytes takes n bytes if acquireBytes would not wait.
+func (g *gate) tryAcquireBytes(n int64) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.bytes > 0 && g.bytes+n > g.maxBytes {
+		return false
+	}
+	g.bytes += n
+	return true
 }
 
 // acquire takes one record slot.

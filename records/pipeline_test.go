@@ -29,6 +29,8 @@ type memSource struct {
 	next     int
 	endless  bool
 	written  func(*records.Record) bool // reports whether a sink holds r
+	unread   func(i int) bool           // records Next returns with a *RecordError
+	ready    bool                       // what Ready says: records come in runs
 	mu       sync.Mutex
 	acked    []*records.Record
 	inFlight atomic.Int64
@@ -47,10 +49,14 @@ func (s *memSource) Next(ctx context.Context) (*records.Record, error) {
 	if v := s.inFlight.Add(1); v > s.maxSeen.Load() {
 		s.maxSeen.Store(v)
 	}
-	return &records.Record{
+	r := &records.Record{
 		Value:  []byte(strconv.Itoa(i)),
 		Source: records.Position{Topic: "t", Partition: i % s.lanes, Offset: int64(i)},
-	}, nil
+	}
+	if s.unread != nil && s.unread(i) {
+		return r, &records.RecordError{Kind: records.KindSize, Err: errors.New("unreadable " + strconv.Itoa(i))}
+	}
+	return r, nil
 }
 
 func (s *memSource) Ack(ctx context.Context, recs []*records.Record) error {
@@ -68,6 +74,10 @@ func (s *memSource) Ack(ctx context.Context, recs []*records.Record) error {
 	s.inFlight.Add(-int64(len(recs)))
 	return nil
 }
+
+// Ready makes memSource a ReadySource; with ready false it behaves like a
+// plain Source (one record per job).
+func (s *memSource) Ready() bool { return s.ready }
 
 func (s *memSource) ackedCount() int {
 	s.mu.Lock()
@@ -130,8 +140,12 @@ func jitter(maxDelay time.Duration) records.TransformFunc {
 }
 
 func TestPipelineKeepsSourceOrderUnderRandomWorkerDelays(t *testing.T) {
+	eachReady(t, testPipelineKeepsSourceOrderUnderRandomWorkerDelays)
+}
+
+func testPipelineKeepsSourceOrderUnderRandomWorkerDelays(t *testing.T, ready bool) {
 	sink := &memSink{}
-	src := &memSource{t: t, n: 3000, lanes: 4, written: sink.has}
+	src := &memSource{t: t, ready: ready, n: 3000, lanes: 4, written: sink.has}
 	p := &records.Pipeline{Source: src, Transform: jitter(200 * time.Microsecond), Sink: sink, Workers: 8, MaxInFlight: 64, MaxBatch: 16}
 	if err := p.Run(context.Background()); err != nil {
 		t.Fatal(err)
@@ -159,9 +173,11 @@ func TestPipelineKeepsSourceOrderUnderRandomWorkerDelays(t *testing.T) {
 	}
 }
 
-func TestPipelineBoundsRecordsInFlight(t *testing.T) {
+func TestPipelineBoundsRecordsInFlight(t *testing.T) { eachReady(t, testPipelineBoundsRecordsInFlight) }
+
+func testPipelineBoundsRecordsInFlight(t *testing.T, ready bool) {
 	sink := &memSink{delay: time.Millisecond}
-	src := &memSource{t: t, n: 500, lanes: 1, written: sink.has}
+	src := &memSource{t: t, ready: ready, n: 500, lanes: 1, written: sink.has}
 	const max = 10
 	p := &records.Pipeline{Source: src, Transform: jitter(50 * time.Microsecond), Sink: sink, Workers: 4, MaxInFlight: max}
 	if err := p.Run(context.Background()); err != nil {
@@ -172,9 +188,11 @@ func TestPipelineBoundsRecordsInFlight(t *testing.T) {
 	}
 }
 
-func TestPipelineBoundsBytesInFlight(t *testing.T) {
+func TestPipelineBoundsBytesInFlight(t *testing.T) { eachReady(t, testPipelineBoundsBytesInFlight) }
+
+func testPipelineBoundsBytesInFlight(t *testing.T, ready bool) {
 	sink := &memSink{delay: 200 * time.Microsecond}
-	src := &bigSource{n: 100, size: 1000}
+	src := &bigSource{ready: ready, n: 100, size: 1000}
 	p := &records.Pipeline{Source: src, Transform: jitter(10 * time.Microsecond), Sink: sink, Workers: 4, MaxInFlightBytes: 3500}
 	if err := p.Run(context.Background()); err != nil {
 		t.Fatal(err)
@@ -188,6 +206,7 @@ func TestPipelineBoundsBytesInFlight(t *testing.T) {
 }
 
 type bigSource struct {
+	ready    bool
 	n, size  int
 	next     int
 	inFlight atomic.Int64
@@ -204,6 +223,8 @@ func (s *bigSource) Next(ctx context.Context) (*records.Record, error) {
 	}
 	return &records.Record{Value: make([]byte, s.size), Source: records.Position{Offset: int64(s.next)}}, nil
 }
+
+func (s *bigSource) Ready() bool { return s.ready }
 
 func (s *bigSource) Ack(ctx context.Context, recs []*records.Record) error {
 	s.inFlight.Add(-int64(len(recs) * s.size))
@@ -224,8 +245,12 @@ func failEvery(k int) records.TransformFunc {
 }
 
 func TestPipelineDeadLettersRecordErrorsWithTheirReason(t *testing.T) {
+	eachReady(t, testPipelineDeadLettersRecordErrorsWithTheirReason)
+}
+
+func testPipelineDeadLettersRecordErrorsWithTheirReason(t *testing.T, ready bool) {
 	sink, dead := &memSink{}, &memSink{}
-	src := &memSource{t: t, n: 1000, lanes: 3, written: func(r *records.Record) bool { return sink.has(r) || len(r.Value) > 0 }}
+	src := &memSource{t: t, ready: ready, n: 1000, lanes: 3, written: func(r *records.Record) bool { return sink.has(r) || len(r.Value) > 0 }}
 	p := &records.Pipeline{Source: src, Transform: failEvery(7), Sink: sink, DeadLetter: dead, Workers: 4}
 	if err := p.Run(context.Background()); err != nil {
 		t.Fatal(err)
@@ -262,8 +287,12 @@ func headers(r *records.Record) map[string]string {
 }
 
 func TestPipelineStopsAtTheFirstRecordErrorWithoutDeadLetterSink(t *testing.T) {
+	eachReady(t, testPipelineStopsAtTheFirstRecordErrorWithoutDeadLetterSink)
+}
+
+func testPipelineStopsAtTheFirstRecordErrorWithoutDeadLetterSink(t *testing.T, ready bool) {
 	sink := &memSink{}
-	src := &memSource{t: t, n: 1000, lanes: 2, written: sink.has}
+	src := &memSource{t: t, ready: ready, n: 1000, lanes: 2, written: sink.has}
 	p := &records.Pipeline{Source: src, Transform: failEvery(100), Sink: sink, Workers: 4, MaxBatch: 8}
 	err := p.Run(context.Background())
 	var re *records.RecordError
@@ -280,6 +309,10 @@ func TestPipelineStopsAtTheFirstRecordErrorWithoutDeadLetterSink(t *testing.T) {
 }
 
 func TestPipelineStopsOnSinkErrorWithoutAcknowledging(t *testing.T) {
+	eachReady(t, testPipelineStopsOnSinkErrorWithoutAcknowledging)
+}
+
+func testPipelineStopsOnSinkErrorWithoutAcknowledging(t *testing.T, ready bool) {
 	boom := errors.New("disk full")
 	sink := &memSink{fail: func(n int) error {
 		if n >= 100 {
@@ -287,7 +320,7 @@ func TestPipelineStopsOnSinkErrorWithoutAcknowledging(t *testing.T) {
 		}
 		return nil
 	}}
-	src := &memSource{t: t, n: 1000, lanes: 1, written: sink.has}
+	src := &memSource{t: t, ready: ready, n: 1000, lanes: 1, written: sink.has}
 	p := &records.Pipeline{Source: src, Transform: jitter(time.Microsecond), Sink: sink, Workers: 2, MaxBatch: 10}
 	if err := p.Run(context.Background()); !errors.Is(err, boom) {
 		t.Fatalf("Run = %v, want %v", err, boom)
@@ -300,8 +333,12 @@ func TestPipelineStopsOnSinkErrorWithoutAcknowledging(t *testing.T) {
 }
 
 func TestPipelineCancellationDrainsWhatWasRead(t *testing.T) {
+	eachReady(t, testPipelineCancellationDrainsWhatWasRead)
+}
+
+func testPipelineCancellationDrainsWhatWasRead(t *testing.T, ready bool) {
 	sink := &memSink{}
-	src := &memSource{t: t, endless: true, lanes: 4, written: sink.has}
+	src := &memSource{t: t, ready: ready, endless: true, lanes: 4, written: sink.has}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &records.Pipeline{Source: src, Transform: jitter(100 * time.Microsecond), Sink: sink, Workers: 3}
 	go func() {
@@ -343,8 +380,12 @@ func TestPipelineDrainGivesUpAfterDrainTimeout(t *testing.T) {
 }
 
 func TestPipelineTurnsATransformPanicIntoAnError(t *testing.T) {
+	eachReady(t, testPipelineTurnsATransformPanicIntoAnError)
+}
+
+func testPipelineTurnsATransformPanicIntoAnError(t *testing.T, ready bool) {
 	sink := &memSink{}
-	src := &memSource{t: t, n: 100, lanes: 1, written: sink.has}
+	src := &memSource{t: t, ready: ready, n: 100, lanes: 1, written: sink.has}
 	p := &records.Pipeline{Source: src, Sink: sink, Transform: records.TransformFunc(func(ctx context.Context, r *records.Record) error {
 		if string(r.Value) == "42" {
 			panic("bug")
@@ -378,5 +419,77 @@ func TestPipelineWritesWhatWasReadBeforeASourceError(t *testing.T) {
 	}
 	if len(sink.all()) != 10 {
 		t.Fatalf("sink got %d, want the 10 records read before the error", len(sink.all()))
+	}
+}
+
+// A record the source hands over with a *RecordError skips the transform
+// and is dead-lettered in its place; everything is acknowledged in order.
+func TestPipelineDeadLettersRecordsTheSourceCouldNotRead(t *testing.T) {
+	eachReady(t, testPipelineDeadLettersRecordsTheSourceCouldNotRead)
+}
+
+func testPipelineDeadLettersRecordsTheSourceCouldNotRead(t *testing.T, ready bool) {
+	sink, dead := &memSink{}, &memSink{}
+	unread := func(i int) bool { return i%13 == 5 }
+	src := &memSource{t: t, ready: ready, n: 1000, lanes: 2, unread: unread, written: func(r *records.Record) bool { return sink.has(r) || dead.has(r) || len(r.Value) > 0 }}
+	var transformed atomic.Int64
+	xf := records.TransformFunc(func(ctx context.Context, r *records.Record) error {
+		n, _ := strconv.Atoi(string(r.Value))
+		if unread(n) {
+			t.Errorf("record %d, which the source could not read, was transformed", n)
+		}
+		transformed.Add(1)
+		return nil
+	})
+	p := &records.Pipeline{Source: src, Transform: xf, Sink: sink, DeadLetter: dead, Workers: 4, MaxBatch: 16}
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var want []int64
+	for i := range src.n {
+		if unread(i) {
+			want = append(want, int64(i))
+		}
+	}
+	got := dead.all()
+	if len(got) != len(want) || int(transformed.Load())+len(want) != src.n || len(sink.all()) != src.n-len(want) {
+		t.Fatalf("%d dead letters (want %d), %d transformed, %d written", len(got), len(want), transformed.Load(), len(sink.all()))
+	}
+	for i, d := range got {
+		h := headers(d)
+		if d.Source.Offset != want[i] || h[records.HeaderErrorKind] != string(records.KindSize) || h[records.HeaderError] != "unreadable "+strconv.FormatInt(want[i], 10) {
+			t.Fatalf("dead letter %d: offset %d, headers %v; want offset %d", i, d.Source.Offset, h, want[i])
+		}
+	}
+	if src.ackedCount() != src.n {
+		t.Fatalf("%d acknowledged, want %d", src.ackedCount(), src.n)
+	}
+}
+
+// Without a dead-letter sink, the first record the source could not read
+// stops the run after the records before it are written.
+func TestPipelineStopsAtARecordTheSourceCouldNotRead(t *testing.T) {
+	eachReady(t, testPipelineStopsAtARecordTheSourceCouldNotRead)
+}
+
+func testPipelineStopsAtARecordTheSourceCouldNotRead(t *testing.T, ready bool) {
+	sink := &memSink{}
+	src := &memSource{t: t, ready: ready, n: 1000, lanes: 1, unread: func(i int) bool { return i == 321 || i == 500 }, written: sink.has}
+	p := &records.Pipeline{Source: src, Transform: jitter(50 * time.Microsecond), Sink: sink, Workers: 8, MaxBatch: 8}
+	err := p.Run(context.Background())
+	var re *records.RecordError
+	if !errors.As(err, &re) || !errors.Is(err, records.ErrSize) || re.Pos.Offset != 321 {
+		t.Fatalf("Run = %v, want the error of record 321", err)
+	}
+	if got := sink.all(); len(got) != 321 || src.ackedCount() != 321 {
+		t.Fatalf("%d written, %d acknowledged; want the 321 before it", len(got), src.ackedCount())
+	}
+}
+
+// eachReady runs test with a source that has no record ready (one record
+// per job) and with one that always has (jobs of many records).
+func eachReady(t *testing.T, test func(t *testing.T, ready bool)) {
+	for _, ready := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ready=%v", ready), func(t *testing.T) { test(t, ready) })
 	}
 }

@@ -71,13 +71,31 @@ func (r *Record) size() int64 {
 // is called concurrently with itself. Next must return promptly (with the
 // context's error) once ctx is done.
 type Source interface {
-	// Next returns the next record, or io.EOF when there are no more.
+	// Next returns the next record, or io.EOF when there are no more. A
+	// source that read a record it cannot hand on (a line too long to
+	// keep, undecodable framing) returns the record as read together with
+	// a *RecordError: the pipeline treats it as a record whose Transform
+	// failed (dead-lettered, or the run stops there) and goes on calling
+	// Next. Any other error stops the run.
 	Next(ctx context.Context) (*Record, error)
 	// Ack reports that recs, in the order Next returned them and with no
 	// gap, have been written durably to the sink or the dead-letter sink.
 	// A source that commits positions (Kafka offsets) commits only behind
 	// acknowledged records. An error stops the pipeline.
 	Ack(ctx context.Context, recs []*Record) error
+}
+
+// ReadySource is a Source that can tell whether Next would return at once.
+// A Pipeline then hands the records that are ready to its workers in runs
+// (of up to 64 records or 256 KiB), which costs far less synchronisation
+// than one record at a time; without it, or when Ready is false, a record
+// is handed on alone as soon as it is read, so that none waits for the
+// next.
+type ReadySource interface {
+	Source
+	// Ready reports whether the next call of Next would return without
+	// waiting for input. It is called from the goroutine that calls Next.
+	Ready() bool
 }
 
 // Sink takes the records a Pipeline has transformed, in order.
@@ -114,8 +132,8 @@ type ErrorKind string
 
 // Kinds of record errors.
 const (
-	KindFormat    ErrorKind = "format"    // not a record of a known format, or malformed
-	KindJSON      ErrorKind = "json"      // invalid JSON, duplicate member names
+	KindFormat    ErrorKind = "format"    // not a record of a known format, malformed, or decrypted to a value the configuration refuses (not JSON, not one line)
+	KindJSON      ErrorKind = "json"      // an input value or DataRowRecord that is invalid JSON, or has duplicate or invalid member names
 	KindPartition ErrorKind = "partition" // partition missing, ambiguous or not the record's
 	KindKey       ErrorKind = "key"       // the record's key is not in the metastore (shredded, or another metastore)
 	KindAuth      ErrorKind = "auth"      // authentication failed: altered, swapped or under another key

@@ -49,12 +49,3 @@ func TestParseRange(t *testing.T) {
 		}
 	}
 }
-
-func TestExitCodeOfWrappedErrors(t *testing.T) {
-	if c := exitCode(lineError(3, usageErrorf("bad"))); c != exitUsage {
-		t.Errorf("line error keeps its code: got %d", c)
-	}
-	if c := exitCode(lineError(3, integrityError(errNotRecord, "x"))); c != exitIntegrity {
-		t.Errorf("line error keeps its code: got %d", c)
-	}
-}

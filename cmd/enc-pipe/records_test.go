@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/enc-pipe/enc-pipe/envelope"
+	"github.com/enc-pipe/enc-pipe/records"
 )
 
 // cliRun is one finished run of the enc-pipe binary.
@@ -62,78 +63,91 @@ func jsonString(n int) []byte {
 	return b
 }
 
-// recordLimitFor measures, on a small record encrypted by the binary, what
-// a DataRowRecord line of the partition holds besides the base64 of its
-// payload, and the payload's overhead over the plaintext, and from them
-// the largest whole record whose line fits in maxRecordLine.
-func recordLimitFor(t *testing.T, dir, partition string) int {
+// recordLimitFor measures, on a small record encrypted by the binary in
+// format, what an encrypted line of the partition holds besides what grows
+// with the plaintext, and from it the largest whole record whose line fits
+// in records.DefaultMaxLineSize. A DataRowRecord line is a fixed part plus
+// the base64 of the payload (plaintext, nonce and tag); a binary line is
+// the base64 of a fixed header plus the ciphertext and tag.
+func recordLimitFor(t *testing.T, dir, partition string, format records.Format) int {
 	t.Helper()
 	small := []byte(`{"probe":true}`)
 	writeFile(t, filepath.Join(dir, "probe.jsonl"), append(small, '\n'))
-	r := runIn(t, dir, "records", "encrypt", "--partition", partition, "-i", "probe.jsonl")
+	r := runIn(t, dir, "records", "encrypt", "--format", format.String(), "--partition", partition, "-i", "probe.jsonl")
 	if r.code != 0 {
 		t.Fatalf("records encrypt: exit %d: %s", r.code, r.stderr)
 	}
 	line := bytes.TrimSuffix(r.stdout, []byte("\n"))
+	if format == records.FormatBinary {
+		bin, err := base64.StdEncoding.DecodeString(string(line))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The line may hold DefaultMaxLineSize/4*3 bytes of binary record.
+		return records.DefaultMaxLineSize/4*3 - (len(bin) - len(small))
+	}
 	var drr envelope.DataRowRecord
 	if err := json.Unmarshal(line, &drr); err != nil {
 		t.Fatal(err)
 	}
 	fixed := len(line) - base64.StdEncoding.EncodedLen(len(drr.Data))
 	payloadOverhead := len(drr.Data) - len(small)
-	// The payload's base64 may use at most maxRecordLine-fixed characters:
-	// 4 for each started group of 3 bytes.
-	return (maxRecordLine-fixed)/4*3 - payloadOverhead
+	// The payload's base64 may use at most DefaultMaxLineSize-fixed
+	// characters: 4 for each started group of 3 bytes.
+	return (records.DefaultMaxLineSize-fixed)/4*3 - payloadOverhead
 }
 
-// records encrypt writes only lines that records decrypt reads: a whole
-// record of the largest size that fits round-trips, one byte more is
-// refused with its line number and nothing written.
+// records encrypt writes only lines that records decrypt reads, in both
+// formats: a whole record of the largest size that fits round-trips, one
+// byte more is refused with its line number and nothing written.
 func TestRecordsEncryptRefusesWhatDecryptCannotRead(t *testing.T) {
 	dir := t.TempDir()
 	const partition = "limits"
-	maxPlain := recordLimitFor(t, dir, partition)
-	first := []byte(`{"first":1}`)
-	for _, n := range []int{maxPlain, maxPlain + 1} {
-		t.Run(fmt.Sprintf("plaintext=max%+d", n-maxPlain), func(t *testing.T) {
-			in := append(append(append([]byte{}, first...), '\n'), jsonString(n)...)
-			writeFile(t, filepath.Join(dir, "big.jsonl"), in)
-			os.Remove(filepath.Join(dir, "big.drr"))
-			r := runIn(t, dir, "records", "encrypt", "--partition", partition, "-i", "big.jsonl", "-o", "big.drr")
-			if n > maxPlain {
-				msg := string(r.stderr)
-				if r.code != exitUsage || !strings.HasPrefix(msg, "enc-pipe: error: line 2: ") || strings.Count(msg, "error:") != 1 ||
-					!strings.Contains(msg, strconv.Itoa(maxRecordLine)) || !strings.Contains(msg, "at most "+strconv.Itoa(maxPlain)+" bytes") {
-					t.Errorf("a record of %d bytes (max %d): exit %d, stderr %q", n, maxPlain, r.code, msg)
+	for _, format := range []records.Format{records.FormatDRR, records.FormatBinary} {
+		maxPlain := recordLimitFor(t, dir, partition, format)
+		first := []byte(`{"first":1}`)
+		for _, n := range []int{maxPlain, maxPlain + 1} {
+			t.Run(fmt.Sprintf("%v/plaintext=max%+d", format, n-maxPlain), func(t *testing.T) {
+				in := append(append(append([]byte{}, first...), '\n'), jsonString(n)...)
+				writeFile(t, filepath.Join(dir, "big.jsonl"), in)
+				os.Remove(filepath.Join(dir, "big.enc"))
+				r := runIn(t, dir, "records", "encrypt", "--format", format.String(), "--partition", partition, "-i", "big.jsonl", "-o", "big.enc")
+				if n > maxPlain {
+					msg := string(r.stderr)
+					limit := records.LineOptions{Base64: format == records.FormatBinary}.MaxValueSize()
+					if r.code != exitUsage || !strings.HasPrefix(msg, "enc-pipe: error: line 2: ") || strings.Count(msg, "error:") != 1 ||
+						!strings.Contains(msg, strconv.Itoa(limit)) || !strings.Contains(msg, "at most "+strconv.Itoa(maxPlain)+" bytes") {
+						t.Errorf("a record of %d bytes (max %d): exit %d, stderr %q", n, maxPlain, r.code, msg)
+					}
+					if _, err := os.Stat(filepath.Join(dir, "big.enc")); !errors.Is(err, os.ErrNotExist) {
+						t.Errorf("a refused run left its output: %v", err)
+					}
+					return
 				}
-				if _, err := os.Stat(filepath.Join(dir, "big.drr")); !errors.Is(err, os.ErrNotExist) {
-					t.Errorf("a refused run left its output: %v", err)
+				if r.code != 0 {
+					t.Fatalf("a record of %d bytes (max %d): exit %d: %s", n, maxPlain, r.code, r.stderr)
 				}
-				return
-			}
-			if r.code != 0 {
-				t.Fatalf("a record of %d bytes (max %d): exit %d: %s", n, maxPlain, r.code, r.stderr)
-			}
-			out, err := os.ReadFile(filepath.Join(dir, "big.drr"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			lines := bytes.Split(bytes.TrimSuffix(out, []byte("\n")), []byte("\n"))
-			if len(lines) != 2 || len(lines[1]) > maxRecordLine || len(lines[1]) <= maxRecordLine-4 && n == maxPlain {
-				t.Fatalf("%d output lines, the last %d bytes (limit %d)", len(lines), len(lines[len(lines)-1]), maxRecordLine)
-			}
-			r = runIn(t, dir, "records", "decrypt", "-i", "big.drr", "-o", "back.jsonl")
-			if r.code != 0 {
-				t.Fatalf("records decrypt: exit %d: %s", r.code, r.stderr)
-			}
-			back, err := os.ReadFile(filepath.Join(dir, "back.jsonl"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(back, append(in, '\n')) {
-				t.Errorf("the records came back different (%d bytes, want %d)", len(back), len(in)+1)
-			}
-		})
+				out, err := os.ReadFile(filepath.Join(dir, "big.enc"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				lines := bytes.Split(bytes.TrimSuffix(out, []byte("\n")), []byte("\n"))
+				if len(lines) != 2 || len(lines[1]) > records.DefaultMaxLineSize || len(lines[1]) <= records.DefaultMaxLineSize-4 && n == maxPlain {
+					t.Fatalf("%d output lines, the last %d bytes (limit %d)", len(lines), len(lines[len(lines)-1]), records.DefaultMaxLineSize)
+				}
+				r = runIn(t, dir, "records", "decrypt", "-i", "big.enc", "-o", "back.jsonl")
+				if r.code != 0 {
+					t.Fatalf("records decrypt: exit %d: %s", r.code, r.stderr)
+				}
+				back, err := os.ReadFile(filepath.Join(dir, "back.jsonl"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(back, append(in, '\n')) {
+					t.Errorf("the records came back different (%d bytes, want %d)", len(back), len(in)+1)
+				}
+			})
+		}
 	}
 }
 
@@ -143,7 +157,7 @@ func TestRecordsEncryptFieldsRefusesOverlongObject(t *testing.T) {
 	dir := t.TempDir()
 	prefix := `{"tenant":"limits","f":`
 	// The field's base64 alone (4 characters per 3 bytes) passes the limit.
-	n := maxRecordLine/4*3 + 3
+	n := records.DefaultMaxLineSize/4*3 + 3
 	in := append(append([]byte(prefix), jsonString(n)...), '}', '\n')
 	writeFile(t, filepath.Join(dir, "big.jsonl"), in)
 	r := runIn(t, dir, "records", "encrypt", "--fields", "f", "--partition-field", "tenant", "-i", "big.jsonl", "-o", "big.drr")
@@ -155,7 +169,7 @@ func TestRecordsEncryptFieldsRefusesOverlongObject(t *testing.T) {
 	}
 }
 
-// The reader takes lines of up to maxRecordLine bytes, with either line
+// The reader takes lines of up to records.DefaultMaxLineSize bytes, with either line
 // ending or none at the end of the input, and names the first longer line.
 // A DataRowRecord line padded with JSON whitespace makes a line of any
 // length that decrypt accepts.
@@ -176,7 +190,7 @@ func TestRecordsLineLimitOfTheReader(t *testing.T) {
 	for _, c := range []struct {
 		n      int
 		ending string
-	}{{maxRecordLine, "\r\n"}, {maxRecordLine, ""}, {maxRecordLine + 1, "\n"}, {maxRecordLine + 1, "\r\n"}, {maxRecordLine + 1, ""}} {
+	}{{records.DefaultMaxLineSize, "\r\n"}, {records.DefaultMaxLineSize, ""}, {records.DefaultMaxLineSize + 1, "\n"}, {records.DefaultMaxLineSize + 1, "\r\n"}, {records.DefaultMaxLineSize + 1, ""}} {
 		t.Run(fmt.Sprintf("len=%d,ending=%q", c.n, c.ending), func(t *testing.T) {
 			// Line 1 is rec, line 2 rec padded with spaces to c.n bytes.
 			in := append(append([]byte{}, rec...), line...)
@@ -184,7 +198,7 @@ func TestRecordsLineLimitOfTheReader(t *testing.T) {
 			in = append(in, c.ending...)
 			writeFile(t, filepath.Join(dir, "in.drr"), in)
 			r := runIn(t, dir, "records", "decrypt", "-i", "in.drr", "-o", "out.jsonl")
-			if c.n <= maxRecordLine {
+			if c.n <= records.DefaultMaxLineSize {
 				if r.code != 0 {
 					t.Fatalf("exit %d: %s", r.code, r.stderr)
 				}
@@ -194,7 +208,7 @@ func TestRecordsLineLimitOfTheReader(t *testing.T) {
 				}
 				return
 			}
-			want := fmt.Sprintf("enc-pipe: error: line 2: longer than %d bytes", maxRecordLine)
+			want := fmt.Sprintf("enc-pipe: error: line 2: longer than %d bytes", records.DefaultMaxLineSize)
 			if r.code != exitUsage || !bytes.HasPrefix(r.stderr, []byte(want)) {
 				t.Errorf("exit %d, stderr %q, want %q", r.code, r.stderr, want)
 			}
@@ -203,14 +217,17 @@ func TestRecordsLineLimitOfTheReader(t *testing.T) {
 }
 
 // docs/CLI.md states the line limit and the largest whole record for the
-// default partition, as computed from a record the binary writes.
+// default partition in both formats, as computed from records the binary
+// writes.
 func TestCLIDocStatesTheRecordLimit(t *testing.T) {
 	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "CLI.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	maxPlain := recordLimitFor(t, t.TempDir(), defaultPartition)
-	for _, want := range []int{maxRecordLine, maxPlain} {
+	dir := t.TempDir()
+	maxDRR := recordLimitFor(t, dir, defaultPartition, records.FormatDRR)
+	maxBinary := recordLimitFor(t, dir, defaultPartition, records.FormatBinary)
+	for _, want := range []int{records.DefaultMaxLineSize, maxDRR, maxBinary} {
 		if !bytes.Contains(doc, []byte(strconv.Itoa(want))) {
 			t.Errorf("docs/CLI.md does not mention %d", want)
 		}
