@@ -105,9 +105,13 @@ func collectStats(m *metrics.Memory, command string, code int, elapsed time.Dura
 		default:
 			continue
 		}
-		var parts []string
-		for _, l := range p.Labels {
-			parts = append(parts, l.Value)
+		var parts []string // op before kind: stream.decrypt.auth
+		for _, name := range []string{"op", "kind"} {
+			for _, l := range p.Labels {
+				if l.Name == name {
+					parts = append(parts, l.Value)
+				}
+			}
 		}
 		s.Errors[area+"."+strings.Join(parts, ".")] += p.Value
 	}
