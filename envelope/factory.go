@@ -58,6 +58,9 @@ type SessionFactory struct {
 	m       *instruments // nil without metrics
 	log     *slog.Logger
 	now     func() time.Time
+	// realClock: now is time.Now (no WithClock), so a reading of it
+	// can start a timing.
+	realClock bool
 
 	skCache  *keycache.Cache
 	sharedIK *keycache.Cache                   // nil unless SharedIntermediateKeyCache
@@ -143,7 +146,7 @@ func NewSessionFactory(cfg *Config, store Metastore, kms KMS, crypto AEAD, opts 
 		f.log = slog.New(slog.DiscardHandler)
 	}
 	if f.now == nil {
-		f.now = time.Now
+		f.now, f.realClock = time.Now, true
 	}
 	if f.secrets == nil {
 		sf, err := securebuf.NewFactory()

@@ -103,16 +103,17 @@ func (s *Session) Encrypt(ctx context.Context, data []byte) (*DataRowRecord, err
 		return nil, err
 	}
 	f := c.f
-	var start time.Time
-	if f.m != nil {
-		start = time.Now()
-	}
 	if uint64(len(data)) > MaxPlaintextSize {
 		return nil, ErrDataTooLarge
 	}
 	// One reading of the clock (two vDSO calls) serves the cache's check
-	// of the latest key and the record's Created.
+	// of the latest key, the record's Created and, with metrics and the
+	// real clock, the start of the timing.
 	now := f.now()
+	start := now
+	if f.m != nil && !f.realClock {
+		start = time.Now()
+	}
 	ik, err := c.ik.GetOrLoadLatestAt(ctx, c.ikID, now)
 	if err != nil {
 		return nil, cacheErr(err)
