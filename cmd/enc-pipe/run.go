@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/enc-pipe/enc-pipe/internal/redact"
 	"io"
 	"os"
 	"strings"
@@ -53,7 +54,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 func runEnv(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
 	for _, v := range append([]string{getenv(config.EnvMetastore), getenv(config.EnvKMS), getenv(config.EnvKMSEndpoints)}, args...) {
-		a.secrets = append(a.secrets, config.DSNSecrets(v)...)
+		a.secrets = append(a.secrets, redact.Secrets(v)...)
 	}
 	done := make(chan error, 1)
 	go func() {
@@ -148,7 +149,7 @@ func (a *app) noticef(format string, args ...any) {
 // password in a URL or a NAME=VALUE pair (drivers quote DSNs in their
 // errors).
 func (a *app) clean(msg string) string {
-	return oneLine(config.Scrub(msg, a.secrets))
+	return oneLine(redact.Scrub(msg, a.secrets))
 }
 
 // errCancelled is returned by ctxReader once the run is cancelled.
