@@ -46,6 +46,16 @@ type cliError struct {
 	msg   string
 	err   error
 	terse bool // the message says it all: leave the cause out of Error
+	// input marks an exit-2 error about the input's data (a bad record),
+	// not about the command line: no hint to read --help.
+	input bool
+}
+
+// wantsHint reports whether err, exiting with the usage code, is a mistake
+// on the command line that --help can answer.
+func wantsHint(err error) bool {
+	var ce *cliError
+	return !errors.As(err, &ce) || !ce.input
 }
 
 func (e *cliError) Error() string {

@@ -90,7 +90,7 @@ func runEnv(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	}
 	if code != exitSIGPIPE {
 		fmt.Fprintf(stderr, "enc-pipe: error: %s\n", a.clean(err.Error()))
-		if code == exitUsage {
+		if code == exitUsage && wantsHint(err) {
 			fmt.Fprintln(stderr, "enc-pipe: hint: run 'enc-pipe --help' for usage")
 		}
 	}
