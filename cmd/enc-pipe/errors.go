@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"strings"
 	"syscall"
 
@@ -148,6 +149,11 @@ func oneLine(s string) string {
 }
 
 // isEPIPE reports whether err is a write to a closed pipe.
+// isEPIPE reports whether err is a write to a pipe whose reader has gone
+// (`| head`). A connection reset by a server (S3, a metastore) can also
+// surface as EPIPE, inside a *net.OpError: that is an I/O failure, not the
+// quiet end of a pipeline.
 func isEPIPE(err error) bool {
-	return errors.Is(err, syscall.EPIPE)
+	var ne *net.OpError
+	return errors.Is(err, syscall.EPIPE) && !errors.As(err, &ne)
 }
