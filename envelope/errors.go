@@ -64,9 +64,9 @@ type KeyError struct {
 // Error names the operation, the key and the cause; never key material.
 func (e *KeyError) Error() string {
 	if e.Created != 0 {
-		return fmt.Sprintf("envelope: failed to %s %s %s (created %d): %v", e.Op, e.Kind, e.ID, e.Created, e.Err)
+		return fmt.Sprintf("envelope: failed to %s %s %q (created %d): %v", e.Op, e.Kind, e.ID, e.Created, e.Err)
 	}
-	return fmt.Sprintf("envelope: failed to %s %s %s: %v", e.Op, e.Kind, e.ID, e.Err)
+	return fmt.Sprintf("envelope: failed to %s %s %q: %v", e.Op, e.Kind, e.ID, e.Err)
 }
 
 // Unwrap returns the cause.

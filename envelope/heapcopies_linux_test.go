@@ -63,7 +63,7 @@ func TestIntermediateKeyCopiesInMemory(t *testing.T) {
 		return
 	}
 	if raceEnabled {
-		t.Skip("the race detector's shadow memory makes the scans slow; the non-race run covers this")
+		testenv.NotApplicable(t, "the race detector's shadow memory makes the scans slow; the non-race run covers this")
 	}
 	var gcore string
 	if os.Getenv("ENVELOPE_TEST_GCORE") == "1" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/enc-pipe/enc-pipe/internal/redact"
 	"os"
 	"slices"
 	"sync"
@@ -395,7 +396,7 @@ func openMetastore(ctx context.Context, m config.Metastore, create, initSchema b
 		if err != nil {
 			// Drivers may quote the DSN in their errors: scrub them here
 			// too, not only when the message is printed.
-			return nil, nil, keyError(&redactedError{config.Scrub(err.Error(), config.DSNSecrets(m.Raw)), err}, "cannot open metastore")
+			return nil, nil, keyError(&redactedError{redact.Scrub(err.Error(), redact.Secrets(m.Raw)), err}, "cannot open metastore")
 		}
 		return store, db.Close, nil
 	case config.DynamoDB:

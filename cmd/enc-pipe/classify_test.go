@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
+	"net"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -111,6 +113,10 @@ func TestClassifyLibraryErrors(t *testing.T) {
 				t.Errorf("message %q does not contain %q", ce.Error(), c.msg)
 			}
 		})
+	}
+	reset := &outputError{&net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", syscall.EPIPE)}}
+	if code := exitCode(classifyStreamErr(reset, "x")); code != exitIO {
+		t.Errorf("a connection closed by a server (EPIPE in a *net.OpError): exit %d, want %d", code, exitIO)
 	}
 	if err := classifyStreamErr(&outputError{syscall.EPIPE}, "x"); !errors.Is(err, errQuietEnd) {
 		t.Errorf("a closed stdout: %v, want the quiet end", err)

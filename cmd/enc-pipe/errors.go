@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"strings"
 	"syscall"
 
@@ -46,6 +47,16 @@ type cliError struct {
 	msg   string
 	err   error
 	terse bool // the message says it all: leave the cause out of Error
+	// input marks an exit-2 error about the input's data (a bad record),
+	// not about the command line: no hint to read --help.
+	input bool
+}
+
+// wantsHint reports whether err, exiting with the usage code, is a mistake
+// on the command line that --help can answer.
+func wantsHint(err error) bool {
+	var ce *cliError
+	return !errors.As(err, &ce) || !ce.input
 }
 
 func (e *cliError) Error() string {
@@ -138,6 +149,11 @@ func oneLine(s string) string {
 }
 
 // isEPIPE reports whether err is a write to a closed pipe.
+// isEPIPE reports whether err is a write to a pipe whose reader has gone
+// (`| head`). A connection reset by a server (S3, a metastore) can also
+// surface as EPIPE, inside a *net.OpError: that is an I/O failure, not the
+// quiet end of a pipeline.
 func isEPIPE(err error) bool {
-	return errors.Is(err, syscall.EPIPE)
+	var ne *net.OpError
+	return errors.Is(err, syscall.EPIPE) && !errors.As(err, &ne)
 }

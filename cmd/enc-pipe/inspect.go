@@ -64,6 +64,9 @@ what it says as a claim until "enc-pipe decrypt" succeeds.`,
 }
 
 func (a *app) runInspect(cmd *cobra.Command, name string, asJSON bool) error {
+	if err := a.requireStdout(); err != nil {
+		return err
+	}
 	in, err := a.openInput(cmd.Context(), name)
 	if err != nil {
 		return err

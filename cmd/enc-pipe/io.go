@@ -202,6 +202,17 @@ func isInput(st fs.FileInfo, in *input) bool {
 	return st != nil && in != nil && in.info != nil && in.info.Mode().IsRegular() && os.SameFile(st, in.info)
 }
 
+// requireStdout refuses a closed standard output in the commands whose
+// only product is what they print (inspect, keys list, version): the Go
+// runtime turns ">&-" into /dev/null, and printing there would exit 0
+// having shown nothing.
+func (a *app) requireStdout() error {
+	if f, ok := a.stdout.(*os.File); ok && closedDescriptor(f) {
+		return usageErrorf("standard output is closed (it reads as /dev/null opened for reading and writing): redirect it, > /dev/null to discard what this command prints")
+	}
+	return nil
+}
+
 // stdoutSink checks standard output and returns a sink over it.
 func (a *app) stdoutSink(in *input, o outputOptions) (sinks.Sink, error) {
 	if f, ok := a.stdout.(*os.File); ok {

@@ -100,6 +100,9 @@ bytes are never shown.`,
   enc-pipe keys list --json --service billing --product api --metastore sqlite:///srv/keys.db`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := a.requireStdout(); err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			be, err := a.openBackend(ctx, false)
 			if err != nil {

@@ -67,6 +67,9 @@ how cached intermediate keys are used (--key-access: cached or strict).`,
   ENC_PIPE_SECURE_MEMORY=mprotect enc-pipe version`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := a.requireStdout(); err != nil {
+				return err
+			}
 			mem, err := a.secureMemoryLine()
 			if err != nil {
 				return err

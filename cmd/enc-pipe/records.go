@@ -481,7 +481,7 @@ func (p *recordsRun) recordError(re *records.RecordError) error {
 			code = exitUsage
 		}
 	}
-	return &cliError{code: code, msg: re.Pos.String() + ": " + msg, err: re, terse: true}
+	return &cliError{code: code, msg: re.Pos.String() + ": " + msg, err: re, terse: true, input: true}
 }
 
 // partitionFromKeyID recovers the partition from an intermediate key id,

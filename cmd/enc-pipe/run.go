@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/enc-pipe/enc-pipe/internal/redact"
 	"io"
 	"log/slog"
 	"os"
@@ -56,7 +57,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 func runEnv(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv, obs: newObserver()}
 	for _, v := range append([]string{getenv(config.EnvMetastore), getenv(config.EnvKMS), getenv(config.EnvKMSEndpoints)}, args...) {
-		a.secrets = append(a.secrets, config.DSNSecrets(v)...)
+		a.secrets = append(a.secrets, redact.Secrets(v)...)
 	}
 	done := make(chan error, 1)
 	go func() {
@@ -96,7 +97,7 @@ func runEnv(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	a.finishRun(code, err)
 	if code != exitSIGPIPE {
 		fmt.Fprintf(stderr, "enc-pipe: error: %s\n", a.clean(err.Error()))
-		if code == exitUsage {
+		if code == exitUsage && wantsHint(err) {
 			fmt.Fprintln(stderr, "enc-pipe: hint: run 'enc-pipe --help' for usage")
 		}
 	}
@@ -157,7 +158,7 @@ func (a *app) noticef(format string, args ...any) {
 // password in a URL or a NAME=VALUE pair (drivers quote DSNs in their
 // errors).
 func (a *app) clean(msg string) string {
-	return oneLine(config.Scrub(msg, a.secrets))
+	return oneLine(redact.Scrub(msg, a.secrets))
 }
 
 // errCancelled is returned by ctxReader once the run is cancelled.

@@ -31,7 +31,10 @@ func TestStandardLibraryObjectsAreWipeable(t *testing.T) {
 		if runtime.GOARCH == "amd64" || runtime.GOARCH == "arm64" {
 			t.Fatalf("the standard library's AES or GCM state (%T) holds pointers on %s: key schedules would stay on the heap", mustNew(t, randomKey(t)), runtime.GOARCH)
 		}
-		t.Skipf("the standard library's AES or GCM state holds pointers on %s", runtime.GOARCH)
+		// Elsewhere (s390x) the package must leave the objects alone.
+		if Wipe(mustNew(t, randomKey(t)).(cipher.AEAD)) {
+			t.Fatalf("Wipe cleared a state that holds pointers on %s", runtime.GOARCH)
+		}
 	}
 }
 
@@ -48,7 +51,10 @@ func mustNew(t *testing.T, key []byte) any {
 // two round keys); after wiping neither does, and every byte is zero.
 func TestWipeClearsTheKeySchedule(t *testing.T) {
 	if !Wipeable() {
-		t.Skip("not wipeable on this platform")
+		// Covered by TestStandardLibraryObjectsAreWipeable: on this
+		// platform Wipe must refuse, which it checks.
+		t.Logf("the standard library's state holds pointers on %s: nothing to clear", runtime.GOARCH)
+		return
 	}
 	key := randomKey(t)
 	block, err := aes.NewCipher(key)

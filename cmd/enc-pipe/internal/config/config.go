@@ -7,6 +7,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"github.com/enc-pipe/enc-pipe/internal/redact"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -90,8 +91,8 @@ type Metastore struct {
 }
 
 // Redacted is the specification with every password and every
-// secret-looking query parameter replaced by "xxxxx" (see RedactDSN).
-func (m Metastore) Redacted() string { return RedactDSN(m.Raw) }
+// secret-looking query parameter replaced by "xxxxx" (see redact.DSN).
+func (m Metastore) Redacted() string { return redact.DSN(m.Raw) }
 
 // DefaultMetastore is the embedded default: SQLite in home.
 func DefaultMetastore(home string) Metastore {
@@ -110,7 +111,7 @@ func ParseMetastore(s string) (Metastore, error) {
 	}
 	scheme, rest, ok := strings.Cut(s, "://")
 	if !ok {
-		return bad("%q: want sqlite://PATH, postgres://…, mysql://… or dynamodb://TABLE?region=REGION", RedactDSN(s))
+		return bad("%q: want sqlite://PATH, postgres://…, mysql://… or dynamodb://TABLE?region=REGION", redact.DSN(s))
 	}
 	m := Metastore{Raw: s}
 	switch strings.ToLower(scheme) {
@@ -123,7 +124,7 @@ func ParseMetastore(s string) (Metastore, error) {
 	case "postgres", "postgresql":
 		u, err := url.Parse(s)
 		if err != nil || u.Host == "" {
-			return bad("postgres URL %q: want postgres://USER:PASS@HOST:PORT/DB", RedactDSN(s))
+			return bad("postgres URL %q: want postgres://USER:PASS@HOST:PORT/DB", redact.DSN(s))
 		}
 		m.Scheme, m.DSN = Postgres, s
 	case "mysql":
@@ -134,13 +135,13 @@ func ParseMetastore(s string) (Metastore, error) {
 	case "dynamodb":
 		u, err := url.Parse(s)
 		if err != nil || u.Host == "" {
-			return bad("%q: want dynamodb://TABLE?region=REGION", RedactDSN(s))
+			return bad("%q: want dynamodb://TABLE?region=REGION", redact.DSN(s))
 		}
 		q := u.Query()
 		m.Scheme, m.Table = DynamoDB, u.Host
 		m.Region, m.Endpoint = q.Get("region"), q.Get("endpoint")
 		if m.Region == "" {
-			return bad("%q: dynamodb needs ?region=REGION", RedactDSN(s))
+			return bad("%q: dynamodb needs ?region=REGION", redact.DSN(s))
 		}
 		if r := q.Get("replicas"); r != "" {
 			m.Replicas = strings.Split(r, ",")
@@ -150,13 +151,13 @@ func ParseMetastore(s string) (Metastore, error) {
 		case "true":
 			m.RegionSuffix = true
 		default:
-			return bad("%q: region_suffix must be true or false", RedactDSN(s))
+			return bad("%q: region_suffix must be true or false", redact.DSN(s))
 		}
 		for k := range q {
 			switch k {
 			case "region", "endpoint", "replicas", "region_suffix":
 			default:
-				return bad("%q: unknown dynamodb parameter %q (want region, endpoint, replicas, region_suffix)", RedactDSN(s), k)
+				return bad("%q: unknown dynamodb parameter %q (want region, endpoint, replicas, region_suffix)", redact.DSN(s), k)
 			}
 		}
 	default:
@@ -178,7 +179,7 @@ func ParseEndpoints(s string) (map[string]string, error) {
 	for _, kv := range strings.Split(s, ",") {
 		r, u, ok := strings.Cut(strings.TrimSpace(kv), "=")
 		if !ok || r == "" || u == "" {
-			return nil, fmt.Errorf("%w: %s: %q: want REGION=URL[,REGION=URL...]", ErrInvalid, EnvKMSEndpoints, RedactDSN(kv))
+			return nil, fmt.Errorf("%w: %s: %q: want REGION=URL[,REGION=URL...]", ErrInvalid, EnvKMSEndpoints, redact.DSN(kv))
 		}
 		out[r] = u
 	}
@@ -225,7 +226,7 @@ func ParseKMS(s string) (KMS, error) {
 		}
 		return KMS{Kind: AWS, AWS: rest, Raw: s}, nil
 	}
-	return KMS{}, fmt.Errorf("%w: --kms %q: want static:FILE or aws:REGION=ARN[,...][,preferred=REGION]", ErrInvalid, RedactDSN(s))
+	return KMS{}, fmt.Errorf("%w: --kms %q: want static:FILE or aws:REGION=ARN[,...][,preferred=REGION]", ErrInvalid, redact.DSN(s))
 }
 
 // DefaultSecureMemory is the default of --secure-memory: memory protection

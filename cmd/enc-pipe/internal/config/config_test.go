@@ -60,7 +60,8 @@ func TestParseMetastore(t *testing.T) {
 }
 
 func TestRedacted(t *testing.T) {
-	for _, in := range []string{"postgres://user:secretpw@h:5432/db", "mysql://user:secretpw@tcp(h:3306)/db"} {
+	for _, in := range []string{"postgres://user:secretpw@h:5432/db", "mysql://user:secretpw@tcp(h:3306)/db",
+		"postgres://user@h:5432/db?password=secretpw&sslpassword=secretpw", "mysql://user@tcp(h:3306)/db?token=secretpw"} {
 		m, err := config.ParseMetastore(in)
 		if err != nil {
 			t.Fatal(err)
@@ -71,6 +72,9 @@ func TestRedacted(t *testing.T) {
 	}
 	if _, err := config.ParseMetastore("postgres://user:secretpw@/db"); err == nil || strings.Contains(err.Error(), "secretpw") {
 		t.Errorf("error leaks the password or accepts a URL without host: %v", err)
+	}
+	if _, err := config.ParseMetastore("dynamodb://t?region=us-west-2&secret_key=secretpw"); err == nil || strings.Contains(err.Error(), "secretpw") {
+		t.Errorf("error leaks the secret parameter or accepts an unknown one: %v", err)
 	}
 }
 

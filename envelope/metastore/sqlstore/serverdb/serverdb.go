@@ -24,9 +24,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/enc-pipe/enc-pipe/internal/redact"
 	"log/slog"
-	"net/url"
-	"regexp"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -108,7 +107,7 @@ func Open(ctx context.Context, dialect sqlstore.Dialect, dsn string, o Options) 
 	case sqlstore.Postgres:
 		cfg, err := pgx.ParseConfig(dsn)
 		if err != nil {
-			return nil, nil, fmt.Errorf("serverdb: bad PostgreSQL DSN %s: %s", Redact(dialect, dsn), redactText(err.Error()))
+			return nil, nil, fmt.Errorf("serverdb: bad PostgreSQL DSN %s: %s", Redact(dialect, dsn), redact.Text(err.Error()))
 		}
 		if cfg.ConnectTimeout == 0 {
 			cfg.ConnectTimeout = o.ConnectTimeout
@@ -117,7 +116,7 @@ func Open(ctx context.Context, dialect sqlstore.Dialect, dsn string, o Options) 
 	case sqlstore.MySQL:
 		cfg, err := mysql.ParseDSN(dsn)
 		if err != nil {
-			return nil, nil, fmt.Errorf("serverdb: bad MySQL DSN %s: %s", Redact(dialect, dsn), redactText(err.Error()))
+			return nil, nil, fmt.Errorf("serverdb: bad MySQL DSN %s: %s", Redact(dialect, dsn), redact.Text(err.Error()))
 		}
 		if cfg.Timeout == 0 {
 			cfg.Timeout = o.ConnectTimeout
@@ -131,7 +130,7 @@ func Open(ctx context.Context, dialect sqlstore.Dialect, dsn string, o Options) 
 		cfg.Logger = mysqlLogger{o.Logger}
 		conn, err := mysql.NewConnector(cfg)
 		if err != nil {
-			return nil, nil, fmt.Errorf("serverdb: bad MySQL DSN %s: %s", Redact(dialect, dsn), redactText(err.Error()))
+			return nil, nil, fmt.Errorf("serverdb: bad MySQL DSN %s: %s", Redact(dialect, dsn), redact.Text(err.Error()))
 		}
 		db = sql.OpenDB(conn)
 	default:
@@ -162,35 +161,7 @@ func Open(ctx context.Context, dialect sqlstore.Dialect, dsn string, o Options) 
 }
 
 // Redact returns dsn with its password replaced by "xxxxx", for messages.
-func Redact(dialect sqlstore.Dialect, dsn string) string {
-	switch dialect {
-	case sqlstore.MySQL:
-		if cfg, err := mysql.ParseDSN(dsn); err == nil {
-			if cfg.Passwd != "" {
-				cfg.Passwd = "xxxxx"
-			}
-			return cfg.FormatDSN()
-		}
-		return "(unparsable MySQL DSN)"
-	default:
-		if u, err := url.Parse(dsn); err == nil && u.Scheme != "" {
-			return u.Redacted()
-		}
-		return redactText(dsn)
-	}
-}
-
-// passwordKV matches password=… in key=value DSNs and driver messages;
-// urlUserinfo the USER:PASS@ of a URL that url.Parse rejected.
-var (
-	passwordKV  = regexp.MustCompile(`(?i)(password\s*=\s*)('[^']*'|\S+)`)
-	urlUserinfo = regexp.MustCompile(`(://[^:@/\s]*):[^@\s]*@`)
-)
-
-func redactText(s string) string {
-	s = urlUserinfo.ReplaceAllString(s, "${1}:xxxxx@")
-	return passwordKV.ReplaceAllString(s, "${1}xxxxx")
-}
+func Redact(_ sqlstore.Dialect, dsn string) string { return redact.DSN(dsn) }
 
 // ErrNotServerDialect is returned by Open for a dialect other than
 // postgres and mysql.
@@ -202,6 +173,6 @@ type mysqlLogger struct{ l *slog.Logger }
 
 func (m mysqlLogger) Print(v ...any) {
 	if m.l != nil {
-		m.l.Warn("mysql driver: " + redactText(fmt.Sprint(v...)))
+		m.l.Warn("mysql driver: " + redact.Text(fmt.Sprint(v...)))
 	}
 }

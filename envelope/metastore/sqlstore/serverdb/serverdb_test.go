@@ -23,6 +23,9 @@ func TestRedact(t *testing.T) {
 		{sqlstore.Postgres, "host=db password='s3 cret' dbname=keys", "host=db password=xxxxx dbname=keys", "s3 cret"},
 		{sqlstore.MySQL, "u:s3cret@tcp(db:3306)/keys?parseTime=true", "u:xxxxx@tcp(db:3306)/keys?parseTime=true", "s3cret"},
 		{sqlstore.MySQL, "u@tcp(db:3306)/keys", "u@tcp(db:3306)/keys", ""},
+		{sqlstore.Postgres, "postgres://u@db/keys?password=s3cret&sslmode=require", "postgres://u@db/keys?password=xxxxx&sslmode=require", "s3cret"},
+		{sqlstore.Postgres, "postgres://u@db/keys?sslpassword=k3ypass", "postgres://u@db/keys?sslpassword=xxxxx", "k3ypass"},
+		{sqlstore.MySQL, "u:s3cret@tcp(db:3306)/keys?parseTime=true&token=t0ken", "u:xxxxx@tcp(db:3306)/keys?parseTime=true&token=xxxxx", "t0ken"},
 	} {
 		got := serverdb.Redact(tc.d, tc.in)
 		if got != tc.want {

@@ -1,4 +1,4 @@
-package config_test
+package redact_test
 
 import (
 	"fmt"
@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/enc-pipe/enc-pipe/cmd/enc-pipe/internal/config"
+	"github.com/enc-pipe/enc-pipe/internal/redact"
 )
 
 // dsnCases are specifications holding secrets (each "S3cr3t…" string) and
@@ -43,12 +43,7 @@ func hides(t *testing.T, what, got string, secrets, keep []string) {
 
 func TestRedactDSNHidesEverySecret(t *testing.T) {
 	for _, c := range dsnCases {
-		hides(t, "RedactDSN", config.RedactDSN(c.in), c.secrets, c.keep)
-		if m, err := config.ParseMetastore(c.in); err == nil {
-			hides(t, "Redacted", m.Redacted(), c.secrets, c.keep)
-		} else {
-			hides(t, "ParseMetastore error", err.Error(), c.secrets, nil)
-		}
+		hides(t, "DSN", redact.DSN(c.in), c.secrets, c.keep)
 	}
 }
 
@@ -56,7 +51,7 @@ func TestRedactDSNHidesEverySecret(t *testing.T) {
 // secret that DSNSecrets found is scrubbed from them.
 func TestScrubHidesSecretsQuotedByDrivers(t *testing.T) {
 	for _, c := range dsnCases {
-		found := config.DSNSecrets(c.in)
+		found := redact.Secrets(c.in)
 		quoted := []string{
 			fmt.Sprintf("cannot parse `%s`: failed to connect", c.in),
 			"dial error (" + c.in + ")",
@@ -66,15 +61,15 @@ func TestScrubHidesSecretsQuotedByDrivers(t *testing.T) {
 			quoted = append(quoted, "bad DSN "+u.Redacted()) // net/url hides only the userinfo password
 		}
 		for _, q := range quoted {
-			hides(t, "Scrub", config.Scrub(q, found), c.secrets, nil)
+			hides(t, "Scrub", redact.Scrub(q, found), c.secrets, nil)
 		}
-		flag := config.DSNSecrets("--metastore=" + c.in)
+		flag := redact.Secrets("--metastore=" + c.in)
 		if len(flag) != len(found) {
-			t.Errorf("DSNSecrets(--metastore=%s) = %q, want %q", c.in, flag, found)
+			t.Errorf("Secrets(--metastore=%s) = %q, want %q", c.in, flag, found)
 		}
 	}
 	// Values that cannot be secrets are not scrubbed from messages.
-	if s := config.DSNSecrets("mysql://u@tcp(h)/db?allowCleartextPasswords=true&serverPubKey=1"); len(s) != 0 {
+	if s := redact.Secrets("mysql://u@tcp(h)/db?allowCleartextPasswords=true&serverPubKey=1"); len(s) != 0 {
 		t.Errorf("DSNSecrets kept trivial values: %q", s)
 	}
 }

@@ -1,4 +1,8 @@
-package config
+// Package redact hides the secrets that metastore specifications, DSNs
+// and URLs carry (passwords, secret-looking query parameters) in messages
+// and logs. It is shared by the command line and the SQL metastore's
+// server connector, so that every message redacts the same way.
+package redact
 
 import (
 	"net/url"
@@ -7,11 +11,11 @@ import (
 	"strings"
 )
 
-// Redaction. A metastore specification can carry secrets in three places:
+// A metastore specification can carry secrets in three places:
 // the password of a URL (postgres://USER:PASS@HOST/DB), the password of a
 // go-sql-driver DSN (USER:PASS@tcp(HOST)/DB), and query parameters
 // (?password=…&sslpassword=…, or AWS-style ?aws_secret_access_key=…,
-// X-Amz-Signature=…). RedactDSN hides all three; DSNSecrets lists the
+// X-Amz-Signature=…). DSN hides all three; Secrets lists the
 // values, so that messages from drivers, which may quote a DSN in any form,
 // can be scrubbed of them.
 
@@ -36,10 +40,10 @@ func secretParam(name string) bool {
 	return false
 }
 
-// RedactDSN returns s, a metastore specification, DSN or URL as given,
+// DSN returns s, a metastore specification, DSN or URL as given,
 // with every password and every secret-looking query parameter value
 // replaced by "xxxxx". It works on strings that do not parse too.
-func RedactDSN(s string) string {
+func DSN(s string) string {
 	if rest, ok := strings.CutPrefix(s, "mysql://"); ok {
 		return "mysql://" + redactMySQL(rest)
 	}
@@ -53,7 +57,7 @@ func RedactDSN(s string) string {
 		u.RawQuery = redactQuery(u.RawQuery)
 		return u.String()
 	}
-	return redactText(s)
+	return Text(s)
 }
 
 // looksLikeMySQL reports whether s is in go-sql-driver's DSN form.
@@ -117,9 +121,9 @@ var (
 	textParam = regexp.MustCompile(`([A-Za-z0-9_.-]+)(\s*=\s*)('[^']*'|[^\s&;,'"]+)`)
 )
 
-// redactText redacts URL passwords and secret NAME=VALUE pairs in text
+// Text redacts URL passwords and secret NAME=VALUE pairs in text
 // that does not parse as a DSN.
-func redactText(s string) string {
+func Text(s string) string {
 	s = textUserinfo.ReplaceAllString(s, "${1}:"+redacted+"@")
 	return textParam.ReplaceAllStringFunc(s, func(m string) string {
 		sub := textParam.FindStringSubmatch(m)
@@ -130,12 +134,12 @@ func redactText(s string) string {
 	})
 }
 
-// DSNSecrets returns the secret values held by s (a specification, DSN,
+// Secrets returns the secret values held by s (a specification, DSN,
 // URL, or a command-line argument such as --metastore=URL): passwords and
 // the values of secret-looking parameters, each as written and decoded.
 // Values that cannot be secrets (booleans, numbers, shorter than 3 bytes)
 // are left out, so that scrubbing them from a message does not garble it.
-func DSNSecrets(s string) []string {
+func Secrets(s string) []string {
 	if strings.HasPrefix(s, "-") {
 		_, v, ok := strings.Cut(s, "=")
 		if !ok {
@@ -189,7 +193,7 @@ func trivial(v string) bool {
 	return strings.Trim(v, "0123456789.") == ""
 }
 
-// Scrub replaces every secret in secrets (see DSNSecrets) found in msg by
+// Scrub replaces every secret in secrets (see Secrets) found in msg by
 // "xxxxx", then redacts what still looks like a URL password or a secret
 // NAME=VALUE pair.
 func Scrub(msg string, secrets []string) string {
@@ -199,5 +203,5 @@ func Scrub(msg string, secrets []string) string {
 	for _, s := range sorted {
 		msg = strings.ReplaceAll(msg, s, redacted)
 	}
-	return redactText(msg)
+	return Text(msg)
 }
