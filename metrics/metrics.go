@@ -52,6 +52,7 @@ const (
 	KindTimer
 )
 
+// String returns "counter", "gauge" or "timer".
 func (k Kind) String() string {
 	switch k {
 	case KindCounter:
