@@ -364,11 +364,7 @@ func startObserved(t *testing.T, cmd *exec.Cmd) *obsProcess {
 		}
 		p.done <- cmd.Wait()
 	}()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-		}
-	})
+	t.Cleanup(func() { cmd.Process.Kill() }) // an error once it has exited
 	return p
 }
 
