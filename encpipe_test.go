@@ -64,7 +64,7 @@ func newStaticKMS(t *testing.T, masterKey string) *statickms.KMS {
 func newEnvKMS(t *testing.T, store envelope.Metastore, kms envelope.KMS) *env {
 	t.Helper()
 	live := &liveSecrets{}
-	sf, err := securebuf.NewFactory(securebuf.WithMetrics(live))
+	sf, err := securebuf.NewFactory(securebuf.WithMetrics(securebuf.MetricsFunc(live.Add)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,7 +85,7 @@ func (f *SessionFactory) RotateIntermediateKey(ctx context.Context, partition st
 // latestCreated returns the created time of the newest stored key of id,
 // or 0 when there is none.
 func (f *SessionFactory) latestCreated(ctx context.Context, kind KeyKind, id string) (int64, error) {
-	rec, err := f.store.LoadLatest(ctx, id)
+	rec, err := f.loadLatest(ctx, id)
 	switch {
 	case err == nil:
 		return rec.Created, nil

@@ -55,9 +55,12 @@ type SessionFactory struct {
 	access  KeyAccess
 	secrets *securebuf.Factory
 	ownSecs bool
-	metrics Metrics
+	m       *instruments // nil without metrics
 	log     *slog.Logger
 	now     func() time.Time
+	// realClock: now is time.Now (no WithClock), so a reading of it
+	// can start a timing.
+	realClock bool
 
 	skCache  *keycache.Cache
 	sharedIK *keycache.Cache                   // nil unless SharedIntermediateKeyCache
@@ -129,7 +132,7 @@ func NewSessionFactory(cfg *Config, store Metastore, kms KMS, crypto AEAD, opts 
 		crypto:  crypto,
 		secrets: o.secrets,
 		live:    make(map[*sessionCore]struct{}),
-		metrics: o.metrics,
+		m:       newInstruments(o.metrics),
 		log:     o.logger,
 		now:     o.now,
 	}
@@ -143,7 +146,7 @@ func NewSessionFactory(cfg *Config, store Metastore, kms KMS, crypto AEAD, opts 
 		f.log = slog.New(slog.DiscardHandler)
 	}
 	if f.now == nil {
-		f.now = time.Now
+		f.now, f.realClock = time.Now, true
 	}
 	if f.secrets == nil {
 		sf, err := securebuf.NewFactory()
@@ -354,10 +357,4 @@ func cacheErr(err error) error {
 		return ErrClosed
 	}
 	return err
-}
-
-func (f *SessionFactory) count(name string) {
-	if f.metrics != nil {
-		f.metrics.AddCount(name, 1)
-	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/enc-pipe/enc-pipe/envelope"
 	"github.com/enc-pipe/enc-pipe/envelope/metastore/memstore"
+	"github.com/enc-pipe/enc-pipe/metrics"
 	"github.com/enc-pipe/enc-pipe/securebuf"
 )
 
@@ -423,7 +424,7 @@ func TestNoSecretLeaks(t *testing.T) {
 	for name, policy := range policies {
 		t.Run(name, func(t *testing.T) {
 			m := &countingMetrics{}
-			sf, err := securebuf.NewFactory(securebuf.WithMetrics(m))
+			sf, err := securebuf.NewFactory(securebuf.WithMetrics(securebuf.MetricsFunc(m.Add)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -544,38 +545,70 @@ func TestSessionCache(t *testing.T) {
 	}
 }
 
-type recordingMetrics struct {
-	mu        sync.Mutex
-	durations map[string]int
-	counts    map[string]int64
-}
-
-func (m *recordingMetrics) RecordDuration(name string, d time.Duration) {
-	m.mu.Lock()
-	m.durations[name]++
-	m.mu.Unlock()
-}
-
-func (m *recordingMetrics) AddCount(name string, delta int64) {
-	m.mu.Lock()
-	m.counts[name] += delta
-	m.mu.Unlock()
-}
-
+// The factory reports to its Provider: Asherah's timers, one sample per
+// call, the metastore and KMS calls it makes, and the key counters.
 func TestMetricsInjected(t *testing.T) {
-	m := &recordingMetrics{durations: map[string]int{}, counts: map[string]int64{}}
-	f := newFactory(t, &envelope.Config{Service: "svc", Product: "prod"}, memstore.New(), envelope.WithMetrics(m))
+	m := metrics.NewMemory()
+	store := &failingStore{Metastore: memstore.New()}
+	f := newFactory(t, &envelope.Config{Service: "svc", Product: "prod"}, store, envelope.WithMetrics(m))
 	s := getSession(t, f, "p")
 	drr, p := encrypt(t, s, "x")
 	encrypt(t, s, "y")
 	mustDecrypt(t, s, drr, p)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.durations[envelope.MetricEncrypt] != 2 || m.durations[envelope.MetricDecrypt] != 1 {
-		t.Errorf("timers %v", m.durations)
+	if m.Value(envelope.MetricEncrypt) != 2 || m.Value(envelope.MetricDecrypt) != 1 {
+		t.Errorf("timers %v", m.Points())
 	}
-	if m.counts[envelope.MetricSystemKeyNew] != 1 || m.counts[envelope.MetricIntermediateNew] != 1 {
-		t.Errorf("counters %v", m.counts)
+	if m.Value(envelope.MetricSystemKeyNew) != 1 || m.Value(envelope.MetricIntermediateNew) != 1 {
+		t.Errorf("counters %v", m.Points())
+	}
+	// Each metastore call the factory made was timed once.
+	if got, want := m.Value(envelope.MetricMetastoreLoadLatest), int64(store.loadLatest.Load()); got != want || got == 0 {
+		t.Errorf("%s timed %d calls, the store saw %d", envelope.MetricMetastoreLoadLatest, got, want)
+	}
+	if got := m.Value(envelope.MetricMetastoreStore); got != 2 {
+		t.Errorf("%s timed %d calls, want 2 (a system and an intermediate key)", envelope.MetricMetastoreStore, got)
+	}
+	if got := m.Value(envelope.MetricKMSEncrypt); got != 1 {
+		t.Errorf("%s timed %d calls, want 1 (the new system key)", envelope.MetricKMSEncrypt, got)
+	}
+	// ErrNotFound from LoadLatest (no key yet) is an answer, not an error.
+	if v, _ := m.Sum(envelope.MetricMetastoreErrors); v != 0 {
+		t.Errorf("metastore errors %d, want 0", v)
+	}
+	key, rec, err := s.NewDataKey(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key.Close()
+	k2, err := s.OpenDataKey(context.Background(), rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2.Close()
+	if m.Value(envelope.MetricDataKeyNew) != 1 || m.Value(envelope.MetricDataKeyOpened) != 1 {
+		t.Errorf("data key counters %v", m.Points())
+	}
+}
+
+// A failing metastore call is counted under its operation; the timer
+// still has its sample.
+func TestMetricsCountBackendFailures(t *testing.T) {
+	m := metrics.NewMemory()
+	store := &failingStore{Metastore: memstore.New(), storeErr: errors.New("disk full")}
+	f := newFactory(t, &envelope.Config{Service: "svc", Product: "prod"}, store, envelope.WithMetrics(m))
+	s := getSession(t, f, "p")
+	if _, err := s.Encrypt(context.Background(), []byte("x")); err == nil {
+		t.Fatal("Encrypt succeeded with a failing Store")
+	}
+	storeOp := metrics.Label{Name: "op", Value: "store"}
+	if got, want := m.Value(envelope.MetricMetastoreErrors, storeOp), int64(store.stores.Load()); got != want || got == 0 {
+		t.Errorf("store errors = %d, the store failed %d times", got, want)
+	}
+	if got := m.Value(envelope.MetricMetastoreStore); got != int64(store.stores.Load()) {
+		t.Errorf("store timer has %d samples for %d calls", got, store.stores.Load())
+	}
+	if m.Value(envelope.MetricEncrypt) != 0 {
+		t.Error("a failed Encrypt was timed as a completed one")
 	}
 }
 

@@ -45,7 +45,7 @@ var _ keycache.Loader = skLoader{}
 
 func (l skLoader) LoadLatest(ctx context.Context, id string, cur *keycache.Entry) (*keycache.Entry, error) {
 	f := l.f
-	rec, err := f.store.LoadLatest(ctx, id)
+	rec, err := f.loadLatest(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return f.createSystemKey(ctx, id, 0)
 	}
@@ -70,7 +70,7 @@ func (l skLoader) LoadLatest(ctx context.Context, id string, cur *keycache.Entry
 
 func (l skLoader) Load(ctx context.Context, k keycache.Key) (*keycache.Entry, error) {
 	f := l.f
-	rec, err := f.store.Load(ctx, k.ID, k.Created)
+	rec, err := f.load(ctx, k.ID, k.Created)
 	if err != nil {
 		return nil, keyErr("load", SystemKey, k.ID, k.Created, err)
 	}
@@ -83,7 +83,7 @@ func (l skLoader) Refresh(ctx context.Context, e *keycache.Entry) error {
 
 // refresh re-reads the row of a cached key for its Revoked flag.
 func (f *SessionFactory) refresh(ctx context.Context, kind KeyKind, e *keycache.Entry) error {
-	rec, err := f.store.Load(ctx, e.ID(), e.Created())
+	rec, err := f.load(ctx, e.ID(), e.Created())
 	if err != nil {
 		return keyErr("re-check", kind, e.ID(), e.Created(), err)
 	}
@@ -95,7 +95,7 @@ func (f *SessionFactory) refresh(ctx context.Context, kind KeyKind, e *keycache.
 
 // openSystemKey unwraps a stored system key with the KMS.
 func (f *SessionFactory) openSystemKey(ctx context.Context, id string, rec *EnvelopeKeyRecord, checked time.Time) (*keycache.Entry, error) {
-	raw, err := f.kms.DecryptKey(ctx, rec.EncryptedKey)
+	raw, err := f.kmsDecrypt(ctx, rec.EncryptedKey)
 	if err != nil {
 		return nil, keyErr("decrypt (KMS)", SystemKey, id, rec.Created, err)
 	}
@@ -126,7 +126,7 @@ func (f *SessionFactory) createSystemKey(ctx context.Context, id string, latestK
 		var wrapped []byte
 		err = sk.WithBytes(func(b []byte) error {
 			var err error
-			wrapped, err = f.kms.EncryptKey(ctx, b)
+			wrapped, err = f.kmsEncrypt(ctx, b)
 			return err
 		})
 		if err != nil {
@@ -134,7 +134,7 @@ func (f *SessionFactory) createSystemKey(ctx context.Context, id string, latestK
 			return nil, keyErr("encrypt (KMS)", SystemKey, id, created, err)
 		}
 		rec := &EnvelopeKeyRecord{ID: id, Created: created, EncryptedKey: wrapped}
-		err = f.store.Store(ctx, id, created, rec)
+		err = f.storeKey(ctx, id, created, rec)
 		if err == nil {
 			f.count(MetricSystemKeyNew)
 			f.log.DebugContext(ctx, "envelope: created system key", "id", id, "created", created)
@@ -147,7 +147,7 @@ func (f *SessionFactory) createSystemKey(ctx context.Context, id string, latestK
 		// Another writer created the key between our load and our store.
 		f.count(MetricStoreLostRace)
 		f.log.DebugContext(ctx, "envelope: lost the race to create a system key; using the stored one", "id", id, "created", created)
-		rec, err = f.store.LoadLatest(ctx, id)
+		rec, err = f.loadLatest(ctx, id)
 		if err != nil {
 			return nil, keyErr("load latest (after a lost store race)", SystemKey, id, 0, err)
 		}
@@ -173,7 +173,7 @@ var errUnusableParent = errors.New("its system key is revoked or expired")
 
 func (l ikLoader) LoadLatest(ctx context.Context, id string, cur *keycache.Entry) (*keycache.Entry, error) {
 	f := l.f
-	rec, err := f.store.LoadLatest(ctx, id)
+	rec, err := f.loadLatest(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return f.createIntermediateKey(ctx, id, 0)
 	}
@@ -235,7 +235,7 @@ func (f *SessionFactory) parentUsable(ctx context.Context, rec *EnvelopeKeyRecor
 
 func (l ikLoader) Load(ctx context.Context, k keycache.Key) (*keycache.Entry, error) {
 	f := l.f
-	rec, err := f.store.Load(ctx, k.ID, k.Created)
+	rec, err := f.load(ctx, k.ID, k.Created)
 	if err != nil {
 		return nil, keyErr("load", IntermediateKey, k.ID, k.Created, err)
 	}
@@ -296,7 +296,7 @@ func (f *SessionFactory) createIntermediateKey(ctx context.Context, id string, l
 			EncryptedKey:  wrapped,
 			ParentKeyMeta: &KeyMeta{ID: sk.ID(), Created: sk.Created()},
 		}
-		err = f.store.Store(ctx, id, created, rec)
+		err = f.storeKey(ctx, id, created, rec)
 		if err == nil {
 			f.count(MetricIntermediateNew)
 			f.log.DebugContext(ctx, "envelope: created intermediate key", "id", id, "created", created,
@@ -316,7 +316,7 @@ func (f *SessionFactory) createIntermediateKey(ctx context.Context, id string, l
 		}
 		f.count(MetricStoreLostRace)
 		f.log.DebugContext(ctx, "envelope: lost the race to create an intermediate key; using the stored one", "id", id, "created", created)
-		rec, err = f.store.LoadLatest(ctx, id)
+		rec, err = f.loadLatest(ctx, id)
 		if err != nil {
 			return nil, keyErr("load latest (after a lost store race)", IntermediateKey, id, 0, err)
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/enc-pipe/enc-pipe/envelope"
 	"github.com/enc-pipe/enc-pipe/envelope/metastore/memstore"
+	"github.com/enc-pipe/enc-pipe/metrics"
 	"github.com/enc-pipe/enc-pipe/securebuf"
 )
 
@@ -55,18 +56,14 @@ type customAEAD struct{ envelope.AEAD }
 // returns how often a key's secret was opened meanwhile.
 func opensPerRecord(t *testing.T, mode envelope.KeyAccess, n int) int64 {
 	t.Helper()
-	m := &recordingMetrics{durations: map[string]int{}, counts: map[string]int64{}}
+	m := metrics.NewMemory()
 	f := newFactory(t, &envelope.Config{Service: "svc", Product: "prod"}, memstore.New(),
 		envelope.WithMetrics(m), envelope.WithKeyAccess(mode))
 	s := getSession(t, f, "p")
 	ctx := context.Background()
 	drr, p := encrypt(t, s, "warm up")
 	mustDecrypt(t, s, drr, p)
-	opens := func() int64 {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		return m.counts[envelope.MetricKeyOpened]
-	}
+	opens := func() int64 { return m.Value(envelope.MetricKeyOpened) }
 	before := opens()
 	for i := range n {
 		drr, p := encrypt(t, s, fmt.Sprint("record ", i))
@@ -141,7 +138,7 @@ func TestKeyAccessModesInteroperate(t *testing.T) {
 // without a cached cipher: its secret is opened per record from then on,
 // while records under the replacement key need none.
 func TestRevokedKeyDecryptsWithoutCachedCipher(t *testing.T) {
-	m := &recordingMetrics{durations: map[string]int{}, counts: map[string]int64{}}
+	m := metrics.NewMemory()
 	f := newFactory(t, &envelope.Config{Service: "svc", Product: "prod"}, memstore.New(), envelope.WithMetrics(m))
 	s := getSession(t, f, "p")
 	ctx := context.Background()
@@ -149,11 +146,7 @@ func TestRevokedKeyDecryptsWithoutCachedCipher(t *testing.T) {
 	if err := f.RevokeKey(ctx, old.Key.ParentKeyMeta.ID, old.Key.ParentKeyMeta.Created); err != nil {
 		t.Fatal(err)
 	}
-	opens := func() int64 {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		return m.counts[envelope.MetricKeyOpened]
-	}
+	opens := func() int64 { return m.Value(envelope.MetricKeyOpened) }
 	mustDecrypt(t, s, old, p) // reloads the revoked key
 	before := opens()
 	const n = 5

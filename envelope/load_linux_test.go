@@ -121,7 +121,7 @@ func testManyPartitions(t *testing.T, b backend, policy *envelope.CryptoPolicy, 
 	ctx := context.Background()
 
 	g := &secretGauges{}
-	sf, err := securebuf.NewFactory(securebuf.WithMetrics(g))
+	sf, err := securebuf.NewFactory(securebuf.WithMetrics(securebuf.MetricsFunc(g.Add)))
 	if err != nil {
 		t.Fatal(err)
 	}

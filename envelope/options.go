@@ -6,28 +6,36 @@ import (
 	"strings"
 	"time"
 
+	"github.com/enc-pipe/enc-pipe/metrics"
 	"github.com/enc-pipe/enc-pipe/securebuf"
 )
 
-// Metrics receives the factory's timings and counters. It is injected with
-// WithMetrics; there are no global registries. Implementations must be safe
-// for concurrent use and fast: they are called on every Encrypt and Decrypt.
-type Metrics interface {
-	// RecordDuration records how long one operation named name took.
-	RecordDuration(name string, d time.Duration)
-	// AddCount adds delta to the counter named name.
-	AddCount(name string, delta int64)
-}
-
-// Metric names. The timers keep Asherah's names.
+// Metric names. Timers keep Asherah's names; the metastore and KMS timers
+// drop Asherah's backend segment (ael.metastore.sql.load is
+// ael.metastore.load for every metastore), so that one name serves every
+// backend.
 const (
-	MetricEncrypt         = "ael.drr.encrypt"         // timer: Session.Encrypt
-	MetricDecrypt         = "ael.drr.decrypt"         // timer: Session.Decrypt
-	MetricSystemKeyNew    = "envelope.sk.created"     // counter: system keys created and stored
-	MetricIntermediateNew = "envelope.ik.created"     // counter: intermediate keys created and stored
-	MetricStoreLostRace   = "envelope.store.lostrace" // counter: Store returned ErrKeyExists; the winner's key was used
-	MetricSystemKeyLoad   = "envelope.sk.loaded"      // counter: system keys read from the metastore and unwrapped by the KMS
-	MetricIntermediateLd  = "envelope.ik.loaded"      // counter: intermediate keys read from the metastore and unwrapped
+	MetricEncrypt = "ael.drr.encrypt" // timer: Session.Encrypt
+	MetricDecrypt = "ael.drr.decrypt" // timer: Session.Decrypt
+	// Timers of the backend calls the factory makes, errors included.
+	MetricMetastoreLoad       = "ael.metastore.load"       // timer: Metastore.Load
+	MetricMetastoreLoadLatest = "ael.metastore.loadlatest" // timer: Metastore.LoadLatest
+	MetricMetastoreStore      = "ael.metastore.store"      // timer: Metastore.Store
+	MetricKMSEncrypt          = "ael.kms.encryptkey"       // timer: KMS.EncryptKey
+	MetricKMSDecrypt          = "ael.kms.decryptkey"       // timer: KMS.DecryptKey
+	// MetricMetastoreErrors and MetricKMSErrors count failed backend
+	// calls, with label "op" (load, loadlatest, store; encryptkey,
+	// decryptkey). ErrNotFound and ErrKeyExists are answers, not failures.
+	MetricMetastoreErrors = "envelope.metastore.errors"
+	MetricKMSErrors       = "envelope.kms.errors"
+
+	MetricSystemKeyNew    = "envelope.sk.created"      // counter: system keys created and stored
+	MetricIntermediateNew = "envelope.ik.created"      // counter: intermediate keys created and stored
+	MetricStoreLostRace   = "envelope.store.lostrace"  // counter: Store returned ErrKeyExists; the winner's key was used
+	MetricSystemKeyLoad   = "envelope.sk.loaded"       // counter: system keys read from the metastore and unwrapped by the KMS
+	MetricIntermediateLd  = "envelope.ik.loaded"       // counter: intermediate keys read from the metastore and unwrapped
+	MetricDataKeyNew      = "envelope.datakey.created" // counter: Session.NewDataKey (one per stream)
+	MetricDataKeyOpened   = "envelope.datakey.opened"  // counter: Session.OpenDataKey (one per stream read)
 	// MetricKeyOpened counts the times the secret of a system or
 	// intermediate key was opened (securebuf WithBytes) to wrap or unwrap
 	// a key, or to build a cached key's cipher: once per record with
@@ -41,7 +49,7 @@ type FactoryOption func(*factoryOptions) error
 
 type factoryOptions struct {
 	secrets   *securebuf.Factory
-	metrics   Metrics
+	metrics   metrics.Provider
 	logger    *slog.Logger
 	now       func() time.Time
 	keyAccess KeyAccess
@@ -124,10 +132,13 @@ func WithSecretFactory(sf *securebuf.Factory) FactoryOption {
 	}
 }
 
-// WithMetrics sends timings and counters to m (default: none).
-func WithMetrics(m Metrics) FactoryOption {
+// WithMetrics reports the factory's timings and counters (the Metric
+// names above) to p (default: none; nil means none). The instruments are
+// asked for once, by NewSessionFactory. Without a Provider, or with
+// metrics.Discard, Encrypt and Decrypt do not read the clock.
+func WithMetrics(p metrics.Provider) FactoryOption {
 	return func(o *factoryOptions) error {
-		o.metrics = m
+		o.metrics = p
 		return nil
 	}
 }

@@ -103,16 +103,17 @@ func (s *Session) Encrypt(ctx context.Context, data []byte) (*DataRowRecord, err
 		return nil, err
 	}
 	f := c.f
-	var start time.Time
-	if f.metrics != nil {
-		start = time.Now()
-	}
 	if uint64(len(data)) > MaxPlaintextSize {
 		return nil, ErrDataTooLarge
 	}
 	// One reading of the clock (two vDSO calls) serves the cache's check
-	// of the latest key and the record's Created.
+	// of the latest key, the record's Created and, with metrics and the
+	// real clock, the start of the timing.
 	now := f.now()
+	start := now
+	if f.m != nil && !f.realClock {
+		start = time.Now()
+	}
 	ik, err := c.ik.GetOrLoadLatestAt(ctx, c.ikID, now)
 	if err != nil {
 		return nil, cacheErr(err)
@@ -143,8 +144,8 @@ func (s *Session) Encrypt(ctx context.Context, data []byte) (*DataRowRecord, err
 	a.key.Created = now.Unix()
 	a.key.ParentKeyMeta = &a.meta
 	a.drr.Key = &a.key
-	if f.metrics != nil {
-		f.metrics.RecordDuration(MetricEncrypt, time.Since(start))
+	if f.m != nil {
+		f.m.encrypt.Observe(time.Since(start))
 	}
 	return &a.drr, nil
 }
@@ -171,7 +172,7 @@ func (s *Session) Decrypt(ctx context.Context, drr DataRowRecord) ([]byte, error
 	}
 	f := c.f
 	var start time.Time
-	if f.metrics != nil {
+	if f.m != nil {
 		start = time.Now()
 	}
 	if err := checkKeyRecord(drr.Key); err != nil {
@@ -199,8 +200,8 @@ func (s *Session) Decrypt(ctx context.Context, drr DataRowRecord) ([]byte, error
 	if err != nil {
 		return nil, err
 	}
-	if f.metrics != nil {
-		f.metrics.RecordDuration(MetricDecrypt, time.Since(start))
+	if f.m != nil {
+		f.m.decrypt.Observe(time.Since(start))
 	}
 	return pt, nil
 }
@@ -239,6 +240,7 @@ func (s *Session) NewDataKey(ctx context.Context) (securebuf.Secret, *EnvelopeKe
 		drk.Close()
 		return nil, nil, fmt.Errorf("envelope: failed to wrap data key: %w", err)
 	}
+	f.count(MetricDataKeyNew)
 	return drk, &EnvelopeKeyRecord{
 		Created:       f.now().Unix(),
 		EncryptedKey:  wrapped,
@@ -269,6 +271,7 @@ func (s *Session) OpenDataKey(ctx context.Context, rec *EnvelopeKeyRecord) (secu
 	if err != nil {
 		return nil, fmt.Errorf("envelope: failed to unwrap data key: %w", err)
 	}
+	c.f.count(MetricDataKeyOpened)
 	return key, nil
 }
 

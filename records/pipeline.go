@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/enc-pipe/enc-pipe/metrics"
 )
 
 // Headers added to a record routed to the dead-letter sink.
@@ -46,6 +48,10 @@ type Pipeline struct {
 	Source    Source
 	Transform Transformer
 	Sink      Sink
+	// Metrics receives the counts of Stats as they change, the records
+	// in flight, and the source's lag and the Transformer's cache counts
+	// when they report them (the Metric names of stats.go). Nil: none.
+	Metrics metrics.Provider
 	// DeadLetter receives the records that fail with a *RecordError, as
 	// the source produced them, with HeaderErrorKind, HeaderError and
 	// HeaderSource added. When nil, the first such record stops the run.
@@ -137,6 +143,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	if p.ran.Swap(true) {
 		return errors.New("records: Pipeline.Run called twice")
 	}
+	p.stats.bind(p)
 	workers := p.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)

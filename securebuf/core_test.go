@@ -168,7 +168,7 @@ func TestCloseReportsCanaryOverwriteAfterWiping(t *testing.T) {
 
 func testCloseReportsCanaryOverwriteAfterWiping(t *testing.T, mode AccessMode) {
 	m := &countingMetrics{}
-	f := newTestFactory(t, WithMetrics(m), WithAccessMode(mode))
+	f := newTestFactory(t, WithMetrics(MetricsFunc(m.Add)), WithAccessMode(mode))
 	s, err := newPattern(f, 5, 32)
 	if err != nil {
 		t.Fatal(err)
@@ -290,7 +290,7 @@ func TestDroppedSecretIsClosedCountedAndReported(t *testing.T) {
 func testDroppedSecretIsClosedCountedAndReported(t *testing.T, mode AccessMode) {
 	m := &countingMetrics{}
 	l := &recLogger{}
-	f := newTestFactory(t, WithMetrics(m), WithLogger(l), WithAccessMode(mode))
+	f := newTestFactory(t, WithMetrics(MetricsFunc(m.Add)), WithLogger(l), WithAccessMode(mode))
 	leakSecret(t, f)
 	if m.get(InUse) != 1 {
 		t.Fatalf("in use = %d", m.get(InUse))
@@ -338,7 +338,7 @@ func TestMetricsMatchOperations(t *testing.T) {
 
 func testMetricsMatchOperations(t *testing.T, mode AccessMode) {
 	m := &countingMetrics{}
-	f := newTestFactory(t, WithMetrics(m), WithAccessMode(mode))
+	f := newTestFactory(t, WithMetrics(MetricsFunc(m.Add)), WithAccessMode(mode))
 	ps := int64(PageSize())
 	// A secret of n bytes locks the whole pages that hold it and its canary.
 	locked := func(n int) int64 { return (int64(n+canaryMin) + ps - 1) / ps * ps }
@@ -369,7 +369,7 @@ func testMetricsMatchOperations(t *testing.T, mode AccessMode) {
 
 	fm := newFaultMem()
 	f.mem = fm
-	g := newTestFactory(t, WithMetrics(m), WithAccessMode(mode))
+	g := newTestFactory(t, WithMetrics(MetricsFunc(m.Add)), WithAccessMode(mode))
 	g.mem = fm
 	protectOp := "protect" // the call that makes a new secret's pages unreadable at rest
 	if mode == AccessPKey {

@@ -52,7 +52,7 @@ func TestFailuresUnderLocksDoNotDeadlock(t *testing.T) {
 func testFailuresUnderLocksDoNotDeadlock(t *testing.T, mode AccessMode) {
 	const limit = 20 * time.Second
 	r := &reentrant{}
-	f := newTestFactory(t, WithMetrics(r), WithLogger(r), WithScratchPages(2), WithAccessMode(mode))
+	f := newTestFactory(t, WithMetrics(MetricsFunc(r.Add)), WithLogger(r), WithScratchPages(2), WithAccessMode(mode))
 	r.f = f
 	fm := newFaultMem()
 	f.mem = fm

@@ -45,7 +45,7 @@
 //     created it: a leak detector, not a way to manage secrets.
 //   - Failures are errors, never panics; a failure never touches other
 //     secrets, never purges anything, leaves no mapping behind, and no
-//     package lock is held while a Metrics, Logger or user callback runs, so
+//     package lock is held while a metrics, Logger or user callback runs, so
 //     those may call back into the package (even Purge) without deadlock.
 //   - ErrLockLimit and ErrMapLimit are returned as *LimitError, whose
 //     message gives RLIMIT_MEMLOCK (soft and hard), the bytes locked now,

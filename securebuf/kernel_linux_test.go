@@ -319,7 +319,7 @@ func TestDegradedLockKeepsDontDump(t *testing.T) {
 func testDegradedLockKeepsDontDump(t *testing.T, mode AccessMode) {
 	m := &countingMetrics{}
 	l := &recLogger{}
-	f := newTestFactory(t, WithRequireLock(false), WithMetrics(m), WithLogger(l), WithAccessMode(mode))
+	f := newTestFactory(t, WithRequireLock(false), WithMetrics(MetricsFunc(m.Add)), WithLogger(l), WithAccessMode(mode))
 	fm := newFaultMem()
 	f.mem = fm
 	fm.set("lock", faultRule{err: errENOMEM})

@@ -3,6 +3,8 @@ package securebuf
 import (
 	"errors"
 	"fmt"
+
+	"github.com/enc-pipe/enc-pipe/metrics"
 )
 
 // Defaults of the Factory options.
@@ -30,7 +32,7 @@ type options struct {
 	requireLock  bool
 	maxSize      int
 	scratchPages int
-	metrics      Metrics
+	metrics      eventSink
 	logger       Logger
 	access       AccessMode
 }
@@ -97,13 +99,15 @@ func WithScratchPages(n int) Option {
 	}
 }
 
-// WithMetrics sends the Factory's counters to m (default: discarded).
-func WithMetrics(m Metrics) Option {
+// WithMetrics reports the Factory's counters and gauges to p (default:
+// none); see [Metric] for the names. The instruments are asked for when
+// the option is applied.
+func WithMetrics(p metrics.Provider) Option {
 	return func(o *options) error {
-		if m == nil {
+		if p == nil {
 			return errors.New("securebuf: WithMetrics(nil)")
 		}
-		o.metrics = m
+		o.metrics = newInstruments(p)
 		return nil
 	}
 }
@@ -127,19 +131,20 @@ type Logger interface {
 	Debugf(format string, args ...any)
 }
 
-// Metrics receives counters and gauges from a Factory. There is no global
-// registry: adapt this interface to the metrics library of your choice.
-// Implementations must be safe for concurrent use and must not block.
-type Metrics interface {
-	// Add adds delta to the metric m.
+// eventSink receives a Factory's metric events. It is called with no package
+// lock held.
+type eventSink interface {
 	Add(m Metric, delta int64)
 }
 
-// Metric identifies one counter or gauge.
+// Metric identifies one counter or gauge that a Factory reports to the
+// metrics.Provider of WithMetrics, under Name and, for the allocation
+// failures, a "reason" label of value Reason.
 type Metric int
 
-// The metrics reported through Metrics. Names follow Asherah where Asherah
-// has one.
+// The metrics a Factory reports. Names follow Asherah where Asherah has
+// one (secret.allocated, secret.inuse; Asherah's secret.inuse is a
+// go-metrics counter that goes down too, here a gauge).
 const (
 	// Allocated counts secrets created (cumulative).
 	Allocated Metric = iota
@@ -171,18 +176,21 @@ const (
 	numMetrics
 )
 
-var metricNames = [numMetrics]struct{ name, reason string }{
-	Allocated:         {"secret.allocated", ""},
-	InUse:             {"secret.inuse", ""},
-	LockedBytes:       {"securebuf.locked_bytes", ""},
-	FailLockLimit:     {"securebuf.alloc_failures", "lock_limit"},
-	FailMapLimit:      {"securebuf.alloc_failures", "map_limit"},
-	FailDontDump:      {"securebuf.alloc_failures", "dontdump"},
-	FailProtect:       {"securebuf.alloc_failures", "protect"},
-	CanaryFailures:    {"securebuf.canary_failures", ""},
-	FinalizedUnclosed: {"securebuf.finalized_unclosed", ""},
-	LockDegraded:      {"securebuf.lock_degraded", ""},
-	ScratchInUse:      {"securebuf.scratch_inuse", ""},
+var metricNames = [numMetrics]struct {
+	name, reason string
+	kind         metrics.Kind
+}{
+	Allocated:         {"secret.allocated", "", metrics.KindCounter},
+	InUse:             {"secret.inuse", "", metrics.KindGauge},
+	LockedBytes:       {"securebuf.locked_bytes", "", metrics.KindGauge},
+	FailLockLimit:     {"securebuf.alloc_failures", "lock_limit", metrics.KindCounter},
+	FailMapLimit:      {"securebuf.alloc_failures", "map_limit", metrics.KindCounter},
+	FailDontDump:      {"securebuf.alloc_failures", "dontdump", metrics.KindCounter},
+	FailProtect:       {"securebuf.alloc_failures", "protect", metrics.KindCounter},
+	CanaryFailures:    {"securebuf.canary_failures", "", metrics.KindCounter},
+	FinalizedUnclosed: {"securebuf.finalized_unclosed", "", metrics.KindCounter},
+	LockDegraded:      {"securebuf.lock_degraded", "", metrics.KindCounter},
+	ScratchInUse:      {"securebuf.scratch_inuse", "", metrics.KindGauge},
 }
 
 // Name is the metric's name, such as "secret.inuse".
@@ -201,6 +209,14 @@ func (m Metric) Reason() string {
 	return metricNames[m].reason
 }
 
+// Kind is the metric's kind: a counter or a gauge.
+func (m Metric) Kind() metrics.Kind {
+	if m < 0 || m >= numMetrics {
+		return 0
+	}
+	return metricNames[m].kind
+}
+
 func (m Metric) String() string {
 	if r := m.Reason(); r != "" {
 		return m.Name() + "{reason=" + r + "}"
@@ -211,3 +227,74 @@ func (m Metric) String() string {
 type nopMetrics struct{}
 
 func (nopMetrics) Add(Metric, int64) {}
+
+// instruments are the instruments of a Provider, by Metric.
+type instruments [numMetrics]interface{ Add(int64) }
+
+func newInstruments(p metrics.Provider) *instruments {
+	var in instruments
+	for m := range numMetrics {
+		var labels []metrics.Label
+		if r := m.Reason(); r != "" {
+			labels = []metrics.Label{{Name: "reason", Value: r}}
+		}
+		if m.Kind() == metrics.KindGauge {
+			in[m] = p.Gauge(m.Name(), labels...)
+		} else {
+			in[m] = p.Counter(m.Name(), labels...)
+		}
+	}
+	return &in
+}
+
+func (in *instruments) Add(m Metric, delta int64) { in[m].Add(delta) }
+
+// MetricsFunc returns a metrics.Provider that calls f with the Metric and
+// the delta of every event of a Factory that reports to it (through
+// WithMetrics): a typed view of the events, for callers that follow one
+// metric closely, as tests do. Instruments of names that are not a
+// Factory's do nothing. f must be safe for concurrent use and must not
+// block.
+func MetricsFunc(f func(m Metric, delta int64)) metrics.Provider {
+	return metricsFunc(f)
+}
+
+type metricsFunc func(Metric, int64)
+
+func (f metricsFunc) lookup(name string, labels []metrics.Label) interface{ Add(int64) } {
+	reason := ""
+	for _, l := range labels {
+		if l.Name == "reason" {
+			reason = l.Value
+		}
+	}
+	for m := range numMetrics {
+		if m.Name() == name && m.Reason() == reason {
+			return funcInstrument{f, m}
+		}
+	}
+	return funcInstrument{}
+}
+
+func (f metricsFunc) Counter(name string, labels ...metrics.Label) metrics.Counter {
+	return f.lookup(name, labels).(funcInstrument)
+}
+
+func (f metricsFunc) Gauge(name string, labels ...metrics.Label) metrics.Gauge {
+	return f.lookup(name, labels).(funcInstrument)
+}
+
+func (f metricsFunc) Timer(string, ...metrics.Label) metrics.Timer { return metrics.Discard.Timer("") }
+
+type funcInstrument struct {
+	f func(Metric, int64)
+	m Metric
+}
+
+func (i funcInstrument) Add(d int64) {
+	if i.f != nil {
+		i.f(i.m, d)
+	}
+}
+
+func (i funcInstrument) Set(int64) {}

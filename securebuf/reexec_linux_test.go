@@ -332,7 +332,7 @@ func lockLimitChild() error {
 	var problems []string
 	fail := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	m := &countingMetrics{}
-	f, err := childFactory(WithMetrics(m))
+	f, err := childFactory(WithMetrics(MetricsFunc(m.Add)))
 	if err != nil {
 		return err
 	}
@@ -457,7 +457,7 @@ func lockLimitChild() error {
 	// Degraded mode works at the limit and still excludes from dumps.
 	l := &recLogger{}
 	dm := &countingMetrics{}
-	d, err := childFactory(WithRequireLock(false), WithLogger(l), WithMetrics(dm))
+	d, err := childFactory(WithRequireLock(false), WithLogger(l), WithMetrics(MetricsFunc(dm.Add)))
 	if err != nil {
 		return err
 	}

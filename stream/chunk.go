@@ -46,7 +46,8 @@ type chunker struct {
 	zenc   *zstd.Encoder
 	zdec   *zstd.Decoder
 
-	testHook func(*job) // tests only: runs before each chunk is processed
+	testHook func(*job)     // tests only: runs before each chunk is processed
+	metrics  *streamMetrics // nil: none
 }
 
 func newChunker(h *Header, concurrency int, forWriting bool) (*chunker, error) {
@@ -118,9 +119,14 @@ func (c *chunker) run(j *job, op int) {
 		c.testHook(j)
 	}
 	if op == opSeal {
+		n := len(j.in)
 		c.seal(j)
+		c.metrics.chunk(n)
 	} else {
 		c.open(j)
+		if j.err == nil {
+			c.metrics.chunk(len(j.out))
+		}
 	}
 }
 

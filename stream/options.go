@@ -27,6 +27,7 @@ type writerOptions struct {
 	codec       Codec
 	contentType string
 	metadata    map[string]string
+	metrics     *streamMetrics // nil: none
 
 	// Test hooks, set only by export_test.go.
 	salt       []byte     // fixed salt instead of a random one
@@ -35,7 +36,8 @@ type writerOptions struct {
 }
 
 type readerOptions struct {
-	concurrency int // resolved: >= 1
+	concurrency int            // resolved: >= 1
+	metrics     *streamMetrics // nil: none
 
 	// Test hooks, set only by export_test.go.
 	firstIndex uint64     // index of the first chunk (Reader only)

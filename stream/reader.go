@@ -92,8 +92,10 @@ func (r *Reader) begin(src io.Reader, hdr *Header, key securebuf.Secret) error {
 	}
 	if err := ks.verifyHeader(hdr); err != nil {
 		ks.close()
+		r.o.metrics.failed(err)
 		return err
 	}
+	r.o.metrics.started()
 	ch := r.ch
 	if ch == nil || r.closed || ch.chunk != hdr.ChunkSize() || ch.codec != hdr.codec ||
 		ch.framed != (hdr.flags&FlagCompressed != 0) {
@@ -108,6 +110,7 @@ func (r *Reader) begin(src io.Reader, hdr *Header, key securebuf.Secret) error {
 			return err
 		}
 		ch.testHook = r.o.testHook
+		ch.metrics = r.o.metrics
 		r.pipe = newPipeline(ch, opOpen, r.o.concurrency, nil)
 	}
 	// The workers are stopped; the next push starts them after this.
@@ -321,6 +324,7 @@ func (r *Reader) finish() {
 func (r *Reader) fail(err error) error {
 	if r.err == nil {
 		r.err = err
+		r.o.metrics.failed(err)
 	}
 	r.pipe.stop()
 	r.ks.close()

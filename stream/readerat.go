@@ -31,6 +31,7 @@ type ReaderAt struct {
 	n      uint64
 	size   int64 // plaintext size
 	lastPT []byte
+	m      *streamMetrics
 
 	cacheMu  sync.Mutex
 	cacheIdx uint64
@@ -71,12 +72,14 @@ func NewReaderAt(src io.ReaderAt, size int64, hdr *Header, key securebuf.Secret,
 	if err != nil {
 		return nil, err
 	}
-	r := &ReaderAt{src: src, hdr: hdr, ks: ks, conc: o.concurrency,
+	r := &ReaderAt{src: src, hdr: hdr, ks: ks, conc: o.concurrency, m: o.metrics,
 		chunk: int64(hdr.ChunkSize()), ctSize: int64(hdr.ChunkSize()) + TagSize}
 	if err := r.init(size); err != nil {
 		ks.close()
+		r.m.failed(err)
 		return nil, err
 	}
+	r.m.started()
 	return r, nil
 }
 
@@ -146,7 +149,11 @@ func (r *ReaderAt) open(i uint64, last, full bool, dst, ct []byte) ([]byte, erro
 		return nil, err
 	}
 	var n [12]byte
-	return openChunk(aead, &n, i, last, full, r.hdr.mac(), dst, ct)
+	pt, err := openChunk(aead, &n, i, last, full, r.hdr.mac(), dst, ct)
+	if err == nil {
+		r.m.chunk(len(pt))
+	}
+	return pt, err
 }
 
 // Size returns the plaintext size of the stream.
@@ -188,6 +195,7 @@ func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 		n, err := r.readChunks(p, off, first, lastIdx)
 		if err != nil {
 			clear(p[n:])
+			r.m.failed(err)
 			return n, err
 		}
 		return n, eof
@@ -229,6 +237,7 @@ func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 		total += rs.n
 		if rs.err != nil {
 			clear(p[total:])
+			r.m.failed(rs.err)
 			return total, rs.err
 		}
 	}

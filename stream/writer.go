@@ -108,6 +108,7 @@ func (w *Writer) begin(dst io.Writer, key securebuf.Secret, params HeaderParams)
 			return err
 		}
 		ch.testHook = o.testHook
+		ch.metrics = o.metrics
 		w.ch = ch
 		depth, _ := pipelineDepth(o.concurrency, ch.chunk)
 		w.pipe = newPipeline(ch, opSeal, o.concurrency, newCommitter(depth))
@@ -122,6 +123,7 @@ func (w *Writer) begin(dst io.Writer, key securebuf.Secret, params HeaderParams)
 	}
 	*w = Writer{dst: dst, o: o, hdr: hdr, ks: ks, ch: w.ch, chunk: hdr.ChunkSize(), pipe: w.pipe,
 		buf: w.buf, idx: o.firstIndex}
+	o.metrics.started()
 	return nil
 }
 
@@ -341,6 +343,7 @@ func (w *Writer) finishJob(j *job) error {
 func (w *Writer) fail(err error) error {
 	if w.err == nil {
 		w.err = err
+		w.o.metrics.failed(err)
 	}
 	w.pipe.c.fail(w.err) // write nothing more
 	w.pipe.stop()

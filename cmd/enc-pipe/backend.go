@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -147,7 +148,8 @@ func (a *app) openBackendWith(ctx context.Context, s *settings, create bool) (*b
 
 	// One factory holds every key of the run; it is closed last, after
 	// the session factory and the KMS have closed their secrets.
-	secrets, err := newSecretFactory(s.access)
+	started := time.Now()
+	secrets, err := newSecretFactory(s.access, a.secretObservability()...)
 	if err != nil {
 		return nil, err
 	}
@@ -173,12 +175,17 @@ func (a *app) openBackendWith(ctx context.Context, s *settings, create bool) (*b
 		RegionSuffix: a.g.regionSuffix,
 		Policy:       envelope.NewCryptoPolicy(),
 	}
-	factory, err := envelope.NewSessionFactory(cfg, store, kms, envelope.NewAES256GCM(), envelope.WithSecretFactory(secrets), envelope.WithKeyAccess(s.keyAccess))
+	factory, err := envelope.NewSessionFactory(cfg, store, kms, envelope.NewAES256GCM(), envelope.WithSecretFactory(secrets),
+		envelope.WithKeyAccess(s.keyAccess), envelope.WithMetrics(a.obs.provider), envelope.WithLogger(a.obs.log))
 	if err != nil {
 		return nil, keyError(err, "cannot set up the key hierarchy")
 	}
 	be.factory = factory
 	be.closers = append(be.closers, factory.Close)
+	a.obs.health.set(factory.Check)
+	a.obs.log.Debug("key hierarchy open", "metastore", s.metastore.Redacted(), "kms", string(s.kms.Kind),
+		"service", a.g.service, "product", a.g.product, "secure_memory", secrets.AccessMode().String(),
+		"key_access", s.keyAccess.String(), "elapsed_seconds", time.Since(started).Seconds())
 	ok = true
 	return be, nil
 }

@@ -12,8 +12,10 @@ import (
 	"golang.org/x/term"
 
 	"github.com/enc-pipe/enc-pipe/cmd/enc-pipe/internal/location"
+	"github.com/enc-pipe/enc-pipe/metrics"
 	"github.com/enc-pipe/enc-pipe/sinks"
 	"github.com/enc-pipe/enc-pipe/sources"
+	"github.com/enc-pipe/enc-pipe/sources/s3source"
 )
 
 // input is an opened input.
@@ -83,6 +85,13 @@ func (a *app) openInput(ctx context.Context, name string) (*input, error) {
 	in, err := a.openInputNamed(ctx, name)
 	if err != nil {
 		return nil, err
+	}
+	if _, s3 := in.Source.(*s3source.Object); !s3 && !metrics.IsDiscard(a.obs.provider) {
+		// S3 inputs are counted by s3source.
+		in.Source = countingSource{in.Source, a.obs.in}
+		if in.ra != nil {
+			in.ra = countingRandomAccess{in.ra, a.obs.in}
+		}
 	}
 	a.mu.Lock()
 	a.in = in
@@ -181,6 +190,9 @@ func (a *app) openOutput(name string, in *input, o outputOptions) (sinks.Sink, e
 		return nil, err
 	}
 	a.track(s)
+	if !metrics.IsDiscard(a.obs.provider) {
+		s = countingSink{s, a.obs.out}
+	}
 	return s, nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"os"
 	"strings"
 	"time"
@@ -41,7 +40,6 @@ type kafkaFlags struct {
 	maxRecords     int64
 	drainTimeout   time.Duration
 	maxMessage     int64
-	stats          bool
 	tls            bool
 	tlsCA          string
 	tlsCert        string
@@ -134,7 +132,6 @@ func (a *app) newKafkaSubcommand(encrypt bool) *cobra.Command {
 	fl.Int64Var(&f.maxRecords, "max-records", 0, "exit 0 after this many records (default: no limit)")
 	fl.DurationVar(&f.drainTimeout, "drain-timeout", 4*time.Second, "after SIGINT or SIGTERM, how long to finish, write and commit the records already read")
 	fl.Int64Var(&f.maxMessage, "max-message-bytes", 1<<20, "largest message produced; larger records are refused (dead-lettered)")
-	fl.BoolVar(&f.stats, "stats", false, "print the counts on standard error when done")
 	fl.BoolVar(&f.tls, "tls", false, "connect with TLS")
 	fl.StringVar(&f.tlsCA, "tls-ca", "", "PEM file of the CA certificates to trust (implies --tls)")
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "PEM file of the client certificate (implies --tls)")
@@ -182,7 +179,7 @@ func (a *app) runKafka(cmd *cobra.Command, f *kafkaFlags, encrypt bool) error {
 		Brokers: f.brokers, From: f.from, To: f.to, Group: f.group, DeadLetterTopic: f.dlq,
 		Workers: f.workers, Partitioner: kafkarec.Partitioner(f.partitioner), StartOffset: start,
 		IdleTimeout: f.idleExit, MaxRecords: f.maxRecords, DrainTimeout: f.drainTimeout, MaxMessageBytes: f.maxMessage,
-		Dialer: dialer, Transport: transport,
+		Dialer: dialer, Transport: transport, Metrics: a.obs.provider,
 	}
 	if f.sessionTimeout > 0 {
 		cfg.SessionTimeout, cfg.RebalanceTimeout, cfg.HeartbeatInterval = f.sessionTimeout, f.sessionTimeout, f.sessionTimeout/10
@@ -223,10 +220,11 @@ func (a *app) runKafka(cmd *cobra.Command, f *kafkaFlags, encrypt bool) error {
 	}
 	defer xf.Close()
 	cfg.Transform = xf
+	a.obs.log.Info("kafka run started", "brokers", strings.Join(f.brokers, ","), "from", f.from, "to", f.to,
+		"group", f.group, "dlq", f.dlq, "workers", f.workers)
 	st, err := kafkarec.Run(ctx, cfg)
-	if f.stats {
-		fmt.Fprintf(a.stderr, "enc-pipe: kafka: %s\n", formatStats(st))
-	}
+	a.obs.log.Info("kafka run ended", "read", st.Read, "written", st.Written, "dead_lettered", st.DeadLettered,
+		"committed", st.Acked, "lag", st.Lag)
 	return kafkaError(err)
 }
 
@@ -326,19 +324,4 @@ func kafkaError(err error) error {
 		return withCode(code, err, "kafka")
 	}
 	return ioError(err, "kafka")
-}
-
-func formatStats(s records.Stats) string {
-	var kinds []string
-	for _, k := range []records.ErrorKind{records.KindFormat, records.KindJSON, records.KindPartition, records.KindKey, records.KindAuth, records.KindSize} {
-		if n := s.Errors[k]; n > 0 {
-			kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
-		}
-	}
-	errs := "none"
-	if len(kinds) > 0 {
-		errs = strings.Join(kinds, ", ")
-	}
-	return fmt.Sprintf("%d read, %d written, %d dead-lettered, %d committed, %d bytes in, %d bytes out, record errors: %s, key cache %d hits %d misses, lag %d",
-		s.Read, s.Written, s.DeadLettered, s.Acked, s.BytesRead, s.BytesWritten, errs, s.KeyCacheHits, s.KeyCacheMisses, s.Lag)
 }

@@ -60,6 +60,10 @@ Settings come from flags, else from environment variables:
   --secure-memory  ENC_PIPE_SECURE_MEMORY  auto | pkey | mprotect   (default "auto")
   --allow-core-dumps
                    ENC_PIPE_ALLOW_CORE_DUMPS=1  keep core dumps (by default they are off)
+  --log-level      ENC_PIPE_LOG_LEVEL      debug | info | warn | error  (structured logs; default none)
+  --log-format     ENC_PIPE_LOG_FORMAT     text | json
+  --metrics-addr   ENC_PIPE_METRICS_ADDR   HOST:PORT: Prometheus /metrics and /healthz while running
+  --stats          ENC_PIPE_STATS          text | json: a summary on standard error at the end
 
 ` + exitCodesHelp
 
@@ -104,7 +108,8 @@ func (a *app) newRootCommand() *cobra.Command {
 	pf.StringVar(&a.g.secureMemory, "secure-memory", a.envOr(config.EnvSecureMemory, config.DefaultSecureMemory),
 		"how keys in locked memory are opened for use: auto, pkey (x86 memory protection keys: one thread at a time, no system call) or mprotect (page protection)")
 	pf.BoolVar(&a.g.allowCoreDumps, "allow-core-dumps", false, "keep core dumps for debugging (by default they are turned off: a dump could hold key schedules)")
-	a.registerS3Flags(pf) // s3client.go
+	a.registerS3Flags(pf)  // s3client.go
+	a.registerObsFlags(pf) // observe.go
 
 	root.AddCommand(
 		a.newEncryptCommand(),
@@ -183,7 +188,10 @@ func (a *app) prepare(cmd *cobra.Command) error {
 			return err
 		}
 	}
-	return a.limitCoreDumps()
+	if err := a.limitCoreDumps(); err != nil {
+		return err
+	}
+	return a.setupObservability(cmd)
 }
 
 func (a *app) envOr(name, def string) string {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/enc-pipe/enc-pipe/internal/redact"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -28,8 +29,10 @@ type app struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
 
-	g  globalFlags
-	s3 s3Settings // S3 client settings and flags (s3client.go)
+	g   globalFlags
+	s3  s3Settings // S3 client settings and flags (s3client.go)
+	of  obsFlags   // --log-level, --log-format, --metrics-addr, --stats (observe.go)
+	obs *observer  // logs, metrics, health check and summary of the run
 
 	// secrets are the passwords and other secrets found in the command
 	// line and the environment's metastore settings: every message is
@@ -52,7 +55,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 func runEnv(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
-	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv, obs: newObserver()}
 	for _, v := range append([]string{getenv(config.EnvMetastore), getenv(config.EnvKMS), getenv(config.EnvKMSEndpoints)}, args...) {
 		a.secrets = append(a.secrets, redact.Secrets(v)...)
 	}
@@ -71,7 +74,8 @@ func runEnv(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	case <-ctx.Done():
 		a.abortSinks(context.Cause(ctx))
 		select {
-		case <-done:
+		case err = <-done:
+			a.finishRun(signalExitCode(ctx), err)
 		case <-time.After(abortGrace):
 		}
 		return signalExitCode(ctx)
@@ -79,15 +83,18 @@ func runEnv(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	if ctx.Err() != nil {
 		// The command finished (with whatever error the cancellation
 		// caused) after a signal: report the signal.
+		a.finishRun(signalExitCode(ctx), err)
 		return signalExitCode(ctx)
 	}
 	if err == nil {
+		a.finishRun(exitOK, nil)
 		return exitOK
 	}
 	code := exitCode(err)
 	if code == exitFailure && !a.hasStarted() {
 		code = exitUsage // cobra's own errors: unknown command, bad arguments
 	}
+	a.finishRun(code, err)
 	if code != exitSIGPIPE {
 		fmt.Fprintf(stderr, "enc-pipe: error: %s\n", a.clean(err.Error()))
 		if code == exitUsage && wantsHint(err) {
@@ -134,14 +141,16 @@ func (a *app) hasStarted() bool {
 	return a.started
 }
 
-// warnf prints a one-line warning on stderr.
+// warnf prints a one-line warning on stderr (and logs it at warn level).
 func (a *app) warnf(format string, args ...any) {
 	fmt.Fprintf(a.stderr, "enc-pipe: warning: %s\n", a.clean(fmt.Sprintf(format, args...)))
+	a.obs.logf(slog.LevelWarn, format, args...)
 }
 
-// noticef prints a one-line notice on stderr.
+// noticef prints a one-line notice on stderr (and logs it at info level).
 func (a *app) noticef(format string, args ...any) {
 	fmt.Fprintf(a.stderr, "enc-pipe: %s\n", a.clean(fmt.Sprintf(format, args...)))
+	a.obs.logf(slog.LevelInfo, format, args...)
 }
 
 // clean makes a message fit on one line and scrubs it of every secret the

@@ -138,7 +138,7 @@ func (a *app) openS3Input(ctx context.Context, loc location.Location) (*input, e
 	if err != nil {
 		return nil, err
 	}
-	obj, err := s3source.Open(ctx, client, loc.Bucket, loc.Key, s3source.WithPrefetch(s3Prefetch))
+	obj, err := s3source.Open(ctx, client, loc.Bucket, loc.Key, s3source.WithPrefetch(s3Prefetch), s3source.WithMetrics(a.obs.provider))
 	if errors.Is(err, s3source.ErrNotFound) {
 		return nil, &cliError{code: exitIO, msg: fmt.Sprintf("cannot open input %s: no such object (or bucket)", loc), err: err, terse: true}
 	}
@@ -184,7 +184,7 @@ func (a *app) openS3Output(loc location.Location, in *input) (*s3Output, error) 
 		conc = s3sink.DefaultConcurrency // commands without --s3-concurrency (records)
 	}
 	opts := []s3sink.Option{s3sink.WithPartSize(a.partSize(in.size())), s3sink.WithConcurrency(conc),
-		s3sink.WithTracker(a.uploadTracker())}
+		s3sink.WithTracker(a.uploadTracker()), s3sink.WithMetrics(a.obs.provider)}
 	if a.s3.encrypting {
 		opts = append(opts, s3sink.WithMetadata(a.ciphertextMetadata()))
 	}

@@ -140,13 +140,13 @@ func (a *app) store(ctx context.Context, name, what string, live *sinkSet) (tran
 			prefix += "/"
 		}
 		s := &transfer.S3Store{Client: client, Bucket: loc.Bucket, Prefix: prefix,
-			SourceOptions: []s3source.Option{s3source.WithPrefetch(s3Prefetch)},
+			SourceOptions: []s3source.Option{s3source.WithPrefetch(s3Prefetch), s3source.WithMetrics(a.obs.provider)},
 			Track:         live.add}
 		if what == "output" {
 			a.reserveMemory(int64(a.s3.t.jobs) * int64(a.s3.t.concurrency+1) * a.partSize(-1))
 			s.SinkOptions = func(src transfer.Entry) []s3sink.Option {
 				return []s3sink.Option{s3sink.WithPartSize(a.partSize(src.Size)), s3sink.WithConcurrency(a.s3.t.concurrency),
-					s3sink.WithTracker(a.uploadTracker())}
+					s3sink.WithTracker(a.uploadTracker()), s3sink.WithMetrics(a.obs.provider)}
 			}
 			if a.s3.encrypting {
 				s.Metadata = func(transfer.Entry) map[string]string { return a.ciphertextMetadata() }
@@ -192,7 +192,7 @@ func (a *app) recursiveDecryptOptions(cmd *cobra.Command) ([]encpipe.ReadOption,
 	if workers < 0 {
 		return nil, usageErrorf("--workers %d: must be 0 (one per CPU) or more", workers)
 	}
-	ropts := []encpipe.ReadOption{encpipe.WithStreamOptions(stream.WithReaderConcurrency(workers))}
+	ropts := []encpipe.ReadOption{encpipe.WithStreamOptions(stream.WithReaderConcurrency(workers), stream.WithReaderMetrics(a.obs.provider))}
 	if a.partitionExplicit(cmd) {
 		if a.g.partition == "" {
 			return nil, usageErrorf("--partition: empty partition id")

@@ -3,9 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/enc-pipe/enc-pipe/cmd/enc-pipe/internal/config"
 	"github.com/enc-pipe/enc-pipe/envelope"
+	"github.com/enc-pipe/enc-pipe/metrics"
 	"github.com/enc-pipe/enc-pipe/securebuf"
 )
 
@@ -27,8 +29,8 @@ func (a *app) secureMemory() (securebuf.AccessMode, error) {
 // run (master key, system, intermediate and data keys) in mode. The caller
 // closes it after everything that holds secrets made by it. "pkey" where
 // memory protection keys are unavailable is a usage error that says why.
-func newSecretFactory(mode securebuf.AccessMode) (*securebuf.Factory, error) {
-	sf, err := securebuf.NewFactory(securebuf.WithAccessMode(mode))
+func newSecretFactory(mode securebuf.AccessMode, opts ...securebuf.Option) (*securebuf.Factory, error) {
+	sf, err := securebuf.NewFactory(append([]securebuf.Option{securebuf.WithAccessMode(mode)}, opts...)...)
 	if errors.Is(err, securebuf.ErrNoPKey) {
 		return nil, usageErrorf("--secure-memory pkey: %v (use auto or mprotect)", err)
 	}
@@ -36,6 +38,28 @@ func newSecretFactory(mode securebuf.AccessMode) (*securebuf.Factory, error) {
 		return nil, keyError(err, "cannot set up protected memory")
 	}
 	return sf, nil
+}
+
+// secretObservability are the securebuf options that report to the run's
+// metrics and, at debug level, log (a logger makes securebuf record each
+// secret's creation stack, which costs microseconds per secret: only
+// when debugging).
+func (a *app) secretObservability() []securebuf.Option {
+	var opts []securebuf.Option
+	if !metrics.IsDiscard(a.obs.provider) {
+		opts = append(opts, securebuf.WithMetrics(a.obs.provider))
+	}
+	if a.obs.debug {
+		opts = append(opts, securebuf.WithLogger(debugfLogger{a.obs.log}))
+	}
+	return opts
+}
+
+// debugfLogger adapts a slog.Logger to securebuf.Logger, at debug level.
+type debugfLogger struct{ l *slog.Logger }
+
+func (d debugfLogger) Debugf(format string, args ...any) {
+	d.l.Debug(fmt.Sprintf(format, args...), "component", "securebuf")
 }
 
 // limitCoreDumps turns core dumps off for the rest of the process, unless

@@ -199,6 +199,7 @@ func (a *app) encryptWithKeys(ctx context.Context, out io.Writer, in *input, s *
 }
 
 func (a *app) encryptStream(ctx context.Context, out io.Writer, src io.Reader, sess *envelope.Session, opts []stream.WriterOption) error {
+	opts = append(opts[:len(opts):len(opts)], stream.WithWriterMetrics(a.obs.provider))
 	w, err := encpipe.NewWriter(ctx, writeTagger{out}, sess, opts...)
 	if err != nil {
 		return classifyStreamErr(err, "cannot start encryption")
@@ -304,7 +305,7 @@ func (a *app) runDecrypt(cmd *cobra.Command, args []string, f *decryptFlags) err
 	}
 	// Without an explicit partition every partition is accepted: the
 	// header names the one to use.
-	ropts := []encpipe.ReadOption{encpipe.WithStreamOptions(stream.WithReaderConcurrency(f.workers))}
+	ropts := []encpipe.ReadOption{encpipe.WithStreamOptions(stream.WithReaderConcurrency(f.workers), stream.WithReaderMetrics(a.obs.provider))}
 	if a.partitionExplicit(cmd) {
 		if a.g.partition == "" {
 			return usageErrorf("--partition: empty partition id")

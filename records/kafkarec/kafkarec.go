@@ -30,12 +30,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/enc-pipe/enc-pipe/metrics"
 	"github.com/enc-pipe/enc-pipe/records"
 )
 
@@ -52,12 +54,22 @@ type Source struct {
 	// Limit, when positive, makes Next return io.EOF after that many
 	// records.
 	Limit int64
+	// Metrics, when set, receives the lag of each partition read
+	// (MetricPartitionLag), updated at every fetch. Set it before the
+	// first Next.
+	Metrics metrics.Provider
 
-	n     int64
-	lagMu sync.Mutex
-	lag   map[int]int64
-	total atomic.Int64
+	n      int64
+	lagMu  sync.Mutex
+	lag    map[int]int64
+	gauges map[int]metrics.Gauge
+	total  atomic.Int64
 }
+
+// MetricPartitionLag is the gauge of a Source's lag per partition, with
+// label "partition" (the partition number): the records behind the
+// partition's high-water mark when its last record was fetched.
+const MetricPartitionLag = "kafka.lag"
 
 var (
 	_ records.Source      = (*Source)(nil)
@@ -101,6 +113,17 @@ func (s *Source) noteLag(m kafka.Message) {
 	old := s.lag[m.Partition]
 	l := max(m.HighWaterMark-m.Offset-1, 0)
 	s.lag[m.Partition] = l
+	if !metrics.IsDiscard(s.Metrics) {
+		g := s.gauges[m.Partition]
+		if g == nil {
+			if s.gauges == nil {
+				s.gauges = map[int]metrics.Gauge{}
+			}
+			g = s.Metrics.Gauge(MetricPartitionLag, metrics.Label{Name: "partition", Value: strconv.Itoa(m.Partition)})
+			s.gauges[m.Partition] = g
+		}
+		g.Set(l)
+	}
 	s.lagMu.Unlock()
 	s.total.Add(l - old)
 }
@@ -252,6 +275,9 @@ type Config struct {
 	// OnStart, when set, is called with the running pipeline, for
 	// example to report its Stats periodically.
 	OnStart func(*records.Pipeline)
+	// Metrics receives the pipeline's figures (records.Pipeline.Metrics)
+	// and the lag per partition (Source.Metrics). Nil: none.
+	Metrics metrics.Provider
 }
 
 // Validate reports the first missing or inconsistent setting.
@@ -336,7 +362,9 @@ func Run(ctx context.Context, cfg Config) (records.Stats, error) {
 	src := NewSource(reader)
 	src.IdleTimeout = cfg.IdleTimeout
 	src.Limit = cfg.MaxRecords
+	src.Metrics = cfg.Metrics
 	p := &records.Pipeline{
+		Metrics:      cfg.Metrics,
 		Source:       src,
 		Transform:    cfg.Transform,
 		Sink:         &Sink{W: w},

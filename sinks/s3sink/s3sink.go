@@ -42,6 +42,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/enc-pipe/enc-pipe/internal/s3retry"
+	"github.com/enc-pipe/enc-pipe/metrics"
 	"github.com/enc-pipe/enc-pipe/sinks"
 )
 
@@ -93,6 +94,50 @@ type options struct {
 	retries     int
 	backoff     time.Duration
 	tracker     Tracker
+	metrics     metrics.Provider
+}
+
+// Metric names of WithMetrics.
+const (
+	MetricParts   = "s3.upload.parts"   // counter: parts uploaded
+	MetricBytes   = "s3.upload.bytes"   // counter: bytes of the parts and PutObjects that succeeded
+	MetricObjects = "s3.upload.objects" // counter: objects committed (PutObject or a completed upload)
+	MetricAborts  = "s3.upload.aborts"  // counter: uploads aborted (CloseWithError or a failure)
+	MetricRetries = "s3.upload.retries" // counter: requests sent again after a retryable failure
+	MetricPart    = "s3.upload.part"    // timer: one UploadPart or PutObject request
+)
+
+// WithMetrics reports parts, bytes, objects, aborts, retries and request
+// times to p (default: none).
+func WithMetrics(p metrics.Provider) Option { return func(o *options) { o.metrics = p } }
+
+// instruments are a Writer's metrics; nil without a Provider.
+type instruments struct {
+	parts, bytes, objects, aborts, retries metrics.Counter
+	part                                   metrics.Timer
+}
+
+func newInstruments(p metrics.Provider) *instruments {
+	if metrics.IsDiscard(p) {
+		return nil
+	}
+	return &instruments{parts: p.Counter(MetricParts), bytes: p.Counter(MetricBytes), objects: p.Counter(MetricObjects),
+		aborts: p.Counter(MetricAborts), retries: p.Counter(MetricRetries), part: p.Timer(MetricPart)}
+}
+
+// sent records one request of n bytes that took since start and
+// succeeded (err nil); parts counts it as a part.
+func (in *instruments) sent(start time.Time, n int, err error, part bool) {
+	if in == nil {
+		return
+	}
+	in.part.Observe(time.Since(start))
+	if err == nil {
+		in.bytes.Add(int64(n))
+		if part {
+			in.parts.Add(1)
+		}
+	}
 }
 
 // WithPartSize sets the size of every part but the last (default
@@ -154,6 +199,8 @@ type Writer struct {
 	nalloc   int
 	wg       sync.WaitGroup // parts in flight
 
+	m *instruments // nil without metrics
+
 	mu    sync.Mutex // guards parts and err
 	parts []types.CompletedPart
 	err   error // the first part failure
@@ -190,7 +237,7 @@ func New(ctx context.Context, api API, bucket, key string, opts ...Option) (*Wri
 	}
 	w := &Writer{api: api, bucket: bucket, key: key, o: o, nextPart: 1,
 		cleanupCtx: context.WithoutCancel(ctx), free: make(chan *[]byte, o.concurrency+1),
-		slots: make(chan struct{}, o.concurrency)}
+		slots: make(chan struct{}, o.concurrency), m: newInstruments(o.metrics)}
 	w.ctx, w.cancel = context.WithCancelCause(ctx)
 	return w, nil
 }
@@ -348,9 +395,11 @@ func (w *Writer) create() error {
 
 func (w *Writer) uploadPart(num int32, data []byte) error {
 	return w.retry(func() error {
+		start := time.Now()
 		out, err := w.api.UploadPart(w.ctx, &s3.UploadPartInput{Bucket: &w.bucket, Key: &w.key, UploadId: &w.uploadID,
 			PartNumber: aws.Int32(num), Body: bytes.NewReader(data), ContentLength: aws.Int64(int64(len(data))),
 			ChecksumAlgorithm: types.ChecksumAlgorithmCrc32})
+		w.m.sent(start, len(data), err, true)
 		if err != nil {
 			return err
 		}
@@ -376,6 +425,9 @@ func (w *Writer) retry(f func() error) error {
 		}
 		if s3retry.Sleep(w.ctx, w.o.backoff, attempt) != nil {
 			return w.stopErr()
+		}
+		if w.m != nil {
+			w.m.retries.Add(1)
 		}
 	}
 }
@@ -428,6 +480,9 @@ func (w *Writer) Close() error {
 	}
 	w.state = committed
 	w.release()
+	if w.m != nil {
+		w.m.objects.Add(1)
+	}
 	return nil
 }
 
@@ -443,7 +498,9 @@ func (w *Writer) put() error {
 	}
 	err := w.retry(func() error {
 		in.Body = bytes.NewReader(data)
+		start := time.Now()
 		_, err := w.api.PutObject(w.ctx, in)
+		w.m.sent(start, len(data), err, false)
 		return err
 	})
 	if err != nil {
@@ -514,6 +571,9 @@ func (w *Writer) abort(cause error) error {
 	w.wg.Wait()
 	w.state = aborted
 	w.release()
+	if w.m != nil {
+		w.m.aborts.Add(1)
+	}
 	if w.uploadID == "" {
 		return nil
 	}

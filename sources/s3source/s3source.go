@@ -31,6 +31,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/enc-pipe/enc-pipe/internal/s3retry"
+	"github.com/enc-pipe/enc-pipe/metrics"
 	"github.com/enc-pipe/enc-pipe/sources"
 )
 
@@ -71,6 +72,34 @@ type options struct {
 	prefetch int
 	retries  int
 	backoff  time.Duration
+	metrics  metrics.Provider
+}
+
+// Metric names of WithMetrics.
+const (
+	MetricBytes    = "s3.download.bytes"    // counter: object bytes received
+	MetricRequests = "s3.download.requests" // counter: HEAD and GET requests sent
+	MetricResumes  = "s3.download.resumes"  // counter: GETs sent again from the first missing byte
+)
+
+// WithMetrics reports the Object's counters (Fetched, Requests, Resumes)
+// to p as they grow (default: none).
+func WithMetrics(p metrics.Provider) Option {
+	return func(o *options) { o.metrics = p }
+}
+
+// counter is one of an Object's counters, also reported to a
+// metrics.Counter once bound.
+type counter struct {
+	atomic.Int64
+	c metrics.Counter
+}
+
+func (c *counter) Add(d int64) {
+	c.Int64.Add(d)
+	if c.c != nil {
+		c.c.Add(d)
+	}
 }
 
 // WithPrefetch makes Open fetch the first n bytes of the object with its
@@ -118,7 +147,7 @@ type Object struct {
 	wmu sync.Mutex
 	win *cursor // ReadAhead's window
 
-	fetched, requests, resumes atomic.Int64
+	fetched, requests, resumes counter
 }
 
 var (
@@ -138,6 +167,11 @@ func Open(ctx context.Context, api API, bucket, key string, opts ...Option) (*Ob
 		opt(&o)
 	}
 	obj := &Object{api: api, ctx: ctx, o: o, info: Info{Bucket: bucket, Key: key}}
+	if !metrics.IsDiscard(o.metrics) {
+		obj.fetched.c = o.metrics.Counter(MetricBytes)
+		obj.requests.c = o.metrics.Counter(MetricRequests)
+		obj.resumes.c = o.metrics.Counter(MetricResumes)
+	}
 	var err error
 	for attempt := 0; ; attempt++ {
 		if o.prefetch > 0 {
