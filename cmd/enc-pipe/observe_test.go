@@ -617,6 +617,18 @@ func TestStatsSummaryCountsTheRun(t *testing.T) {
 		t.Errorf("decrypt: exit %d, summary %+v", code, s)
 	}
 
+	// records: every line read, written and counted once
+	lines := []byte("{\"tenant\":\"a\",\"n\":1}\n{\"tenant\":\"b\",\"n\":2}\n{\"tenant\":\"a\",\"n\":3}\n")
+	recs, drr := filepath.Join(dir, "recs.jsonl"), filepath.Join(dir, "recs.drr")
+	if err := os.WriteFile(recs, lines, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n := int64(bytes.Count(lines, []byte("\n")))
+	code, s = statsOf(t, home, "records", "encrypt", "--partition-field", "tenant", "-i", recs, "-o", drr)
+	if code != 0 || s.RecordsRead != n || s.RecordsWritten != n || s.RecordsDead != 0 {
+		t.Errorf("records encrypt: exit %d, summary %+v", code, s)
+	}
+
 	ct[len(ct)-3] ^= 1
 	if err := os.WriteFile(enc, ct, 0o600); err != nil {
 		t.Fatal(err)

@@ -264,6 +264,7 @@ func (a *app) runRecords(cmd *cobra.Command, args []string, f *recordsFlags, enc
 		Sink:         records.NewLineSink(writeTagger{out}, records.LineOptions{}),
 		Workers:      p.workers,
 		DrainTimeout: recordsDrainTimeout,
+		Metrics:      a.obs.provider,
 	}
 	if dead != nil {
 		pl.DeadLetter = records.NewLineDeadLetterSink(writeTagger{dead})
