@@ -39,13 +39,13 @@ FORBIDDEN := github.com/aws/|github.com/segmentio/kafka-go|github.com/stretchr/t
 .PHONY: test unit race integration lint vuln fuzz bench bench-report deps-check demo services-start services-stop
 
 test: deps-check
-	@bash .ci/services.sh start
-	@set -e; . "$$(bash .ci/services.sh envfile)"; \
-	  trap '[ -n "$$KEEP_SERVICES" ] || bash .ci/services.sh stop' EXIT; \
+	@bash $(CURDIR)/.ci/services.sh start
+	@set -e; . "$$(bash $(CURDIR)/.ci/services.sh envfile)"; \
+	  trap '[ -n "$$KEEP_SERVICES" ] || bash $(CURDIR)/.ci/services.sh stop' EXIT; \
 	  $(GO) vet ./...; \
 	  $(GO) test -count=1 -timeout 20m ./...; \
 	  $(GO) test -count=1 -timeout 20m -race $(RACE_PKGS); \
-	  cd bench && $(GO) vet ./... && $(GO) test -count=1 ./...
+	  (cd bench && $(GO) vet ./... && $(GO) test -count=1 ./...)
 
 unit:
 	$(GO) test -count=1 ./...
