@@ -1,5 +1,7 @@
 package stream
 
+import "crypto/cipher"
+
 // Test-only hooks, visible to package stream_test.
 
 // WithSaltForTest fixes the header salt (golden vectors, fuzz checks).
@@ -52,3 +54,15 @@ const (
 	ReasonTrailingForTest     = reasonTrailing
 	ReasonCutOrChangedForTest = reasonCutOrChanged
 )
+
+// CiphersForTest returns the payload ciphers the stream's key schedule
+// holds now: epoch 0's first. None once they are wiped and dropped.
+func (w *Writer) CiphersForTest() []cipher.AEAD   { return w.ks.ciphersForTest() }
+func (r *Reader) CiphersForTest() []cipher.AEAD   { return r.ks.ciphersForTest() }
+func (r *ReaderAt) CiphersForTest() []cipher.AEAD { return r.ks.ciphersForTest() }
+
+func (ks *keySchedule) ciphersForTest() []cipher.AEAD {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	return ks.ciphers()
+}
