@@ -64,5 +64,14 @@ func (r *ReaderAt) CiphersForTest() []cipher.AEAD { return r.ks.ciphersForTest()
 func (ks *keySchedule) ciphersForTest() []cipher.AEAD {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
-	return ks.ciphers()
+	var all []cipher.AEAD
+	if ks.aead0 != nil {
+		all = append(all, ks.aead0)
+	}
+	for e, a := range ks.aeads {
+		if e != 0 {
+			all = append(all, a)
+		}
+	}
+	return all
 }

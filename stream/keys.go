@@ -197,27 +197,12 @@ func (ks *keySchedule) close() {
 		defer ks.use.Unlock()
 		ks.mu.Lock()
 		defer ks.mu.Unlock()
-		for _, a := range ks.ciphers() {
+		for _, a := range ks.aeads { // epoch 0's included
 			aesgcm.Wipe(a)
 		}
 		clear(ks.aeads)
 		ks.aead0 = nil
 	})
-}
-
-// ciphers returns every cipher the schedule holds (epoch 0 first, the
-// others in no order). ks.mu must be held.
-func (ks *keySchedule) ciphers() []cipher.AEAD {
-	var all []cipher.AEAD
-	if ks.aead0 != nil {
-		all = append(all, ks.aead0)
-	}
-	for e, a := range ks.aeads {
-		if e != 0 {
-			all = append(all, a)
-		}
-	}
-	return all
 }
 
 // errKeySize is returned for a data key that is not KeySize bytes.
