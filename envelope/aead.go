@@ -5,7 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 
-	"github.com/enc-pipe/enc-pipe/envelope/internal/aesgcm"
+	"github.com/enc-pipe/enc-pipe/internal/aesgcm"
 )
 
 // AEAD encrypts and decrypts with a raw key; it is Asherah's

@@ -20,9 +20,9 @@ import (
 	"time"
 
 	"github.com/enc-pipe/enc-pipe/envelope"
-	"github.com/enc-pipe/enc-pipe/envelope/internal/aesgcm"
 	"github.com/enc-pipe/enc-pipe/envelope/kms/statickms"
 	"github.com/enc-pipe/enc-pipe/envelope/metastore/sqlstore/sqlitedb"
+	"github.com/enc-pipe/enc-pipe/internal/aesgcm"
 	"github.com/enc-pipe/enc-pipe/internal/testenv"
 )
 

@@ -9,8 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/enc-pipe/enc-pipe/envelope/internal/aesgcm"
 	"github.com/enc-pipe/enc-pipe/envelope/internal/keycache"
+	"github.com/enc-pipe/enc-pipe/internal/aesgcm"
 	"github.com/enc-pipe/enc-pipe/securebuf"
 )
 

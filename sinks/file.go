@@ -1,7 +1,6 @@
 package sinks
 
 import (
-	"bufio"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -44,10 +43,23 @@ import (
 // directory, or any other file that is not a regular file (see
 // [OpenDevice]); Close refuses again if one of these took the
 // destination's place meanwhile.
+//
+// Write-behind. Write copies into buffers of [DefaultFileBuffer] bytes
+// (see [WithBuffer]) and hands each full one to a goroutine that writes
+// it to the temporary file, so the caller, typically the goroutine that
+// seals a stream's chunks, goes on while write(2) runs. At most
+// [DefaultFileBuffers] buffers exist per File (see [WithWriteBehind]): 1
+// MiB by default; a file smaller than one buffer uses one and starts no
+// goroutine. The first error of a background write is sticky: the next
+// Write returns it, or else Close, which then discards the temporary.
+// Close writes what is buffered and waits for the goroutine before it
+// fsyncs; CloseWithError stops it (after the write(2) in progress, if
+// any) without writing the rest. The goroutine runs from the first full
+// buffer until Close or CloseWithError, one of which must be called.
 type File struct {
 	mu      sync.Mutex
 	f       *os.File
-	bw      *bufio.Writer // nil when unbuffered
+	wb      *writeBehind // nil when unbuffered
 	path    string
 	dir     string
 	base    string
@@ -74,21 +86,41 @@ type FileOption func(*fileOptions)
 type fileOptions struct {
 	perm    fs.FileMode
 	bufSize int
+	buffers int
 }
 
-// DefaultFileBuffer is the write buffer of a File: writes reach the
-// temporary file in pieces of this size, which costs the kernel less than
-// many small writes (a 64 KiB chunk plus its tag is not page-aligned).
-const DefaultFileBuffer = 1 << 20
+// DefaultFileBuffer is the size of each write buffer of a File: writes
+// reach the temporary file in pieces of this size, page-aligned, which
+// costs the kernel less than many small writes (a 64 KiB chunk plus its
+// tag is not page-aligned). Buffers of a quarter MiB stay in the CPU's
+// caches between the copy into them and the write(2) out of them: with
+// three buffers of 1 MiB, the copy into them took over three times the
+// CPU in a profile (docs/PERFORMANCE.md, "file → file").
+const DefaultFileBuffer = 256 << 10
+
+// DefaultFileBuffers is the number of write buffers of a File: one being
+// filled, one being written, and two that absorb an uneven pace on either
+// side. With DefaultFileBuffer, a File holds at most 1 MiB.
+const DefaultFileBuffers = 4
 
 // DefaultFilePerm is the mode of a new file unless WithPerm says otherwise:
 // only the owner may read it, as suits a file that may hold plaintext.
 const DefaultFilePerm fs.FileMode = 0o600
 
-// WithBuffer sets the size of the write buffer (default DefaultFileBuffer);
-// 0 writes every Write straight through.
+// WithBuffer sets the size of each write buffer (default
+// DefaultFileBuffer); 0 writes every Write straight through, in the
+// caller's goroutine.
 func WithBuffer(size int) FileOption {
 	return func(o *fileOptions) { o.bufSize = max(size, 0) }
+}
+
+// WithWriteBehind sets the number of write buffers (default
+// DefaultFileBuffers). With 2 or more, full buffers are written by a
+// goroutine of the File while Write fills the next; with 1, Write writes
+// each full buffer itself, as a bufio.Writer does. A File holds at most
+// buffers × the buffer size (WithBuffer) of memory.
+func WithWriteBehind(buffers int) FileOption {
+	return func(o *fileOptions) { o.buffers = max(buffers, 1) }
 }
 
 // WithPerm sets the permission bits of a new file, before the umask
@@ -109,7 +141,7 @@ var ErrNotRegular = errors.New("sinks: not a regular file")
 // with an error matching ErrNotRegular, if path exists and is not a regular
 // file (see OpenDevice for devices and named pipes).
 func CreateFile(path string, opts ...FileOption) (*File, error) {
-	o := fileOptions{perm: DefaultFilePerm, bufSize: DefaultFileBuffer}
+	o := fileOptions{perm: DefaultFilePerm, bufSize: DefaultFileBuffer, buffers: DefaultFileBuffers}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -139,7 +171,7 @@ func CreateFile(path string, opts ...FileOption) (*File, error) {
 		s.f, s.tmp = f, tmp
 	}
 	if o.bufSize > 0 {
-		s.bw = bufio.NewWriterSize(s.f, o.bufSize)
+		s.wb = newWriteBehind(s.f, o.bufSize, o.buffers)
 	}
 	return s, nil
 }
@@ -191,8 +223,10 @@ func createNamed(dir, base string, perm fs.FileMode) (*os.File, string, error) {
 	return nil, "", fmt.Errorf("sinks: cannot create a temporary file in %s", dir)
 }
 
-// Write writes to the temporary file, through the write buffer. The first
-// error is sticky.
+// Write writes to the temporary file, through the write buffers (see
+// File). The first error, of this Write or of an earlier buffer's
+// background write, is sticky. Write returns once p is copied; it waits
+// only when every buffer is full or being written.
 func (s *File) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -204,8 +238,8 @@ func (s *File) Write(p []byte) (int, error) {
 	}
 	var n int
 	var err error
-	if s.bw != nil {
-		n, err = s.bw.Write(p)
+	if s.wb != nil {
+		n, err = s.wb.Write(p)
 	} else {
 		n, err = s.f.Write(p)
 	}
@@ -215,7 +249,8 @@ func (s *File) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Close commits: it fsyncs the temporary, gives it the replaced file's
+// Close commits: it writes what is buffered, waits for the write-behind
+// goroutine, fsyncs the temporary, gives it the replaced file's
 // mode and owner, moves it into place and fsyncs the directory. If a Write
 // failed earlier, or any step before the move fails, the temporary is
 // discarded and the error is returned. If only the directory fsync fails,
@@ -229,8 +264,12 @@ func (s *File) Close() error {
 		return s.closeResult()
 	}
 	err := s.err
-	if err == nil && s.bw != nil {
-		err = s.bw.Flush()
+	switch {
+	case s.wb == nil:
+	case err != nil:
+		s.wb.abort()
+	default:
+		err = s.wb.finish()
 	}
 	if err == nil {
 		err = s.f.Sync()
@@ -323,8 +362,9 @@ func (s *File) linkAsTemp() error {
 	return fmt.Errorf("sinks: cannot name a temporary file in %s", s.dir)
 }
 
-// CloseWithError aborts: it closes and discards the temporary file; the
-// destination is left as it was. It is safe to call while another goroutine
+// CloseWithError aborts: it stops the write-behind goroutine without
+// writing the buffers it holds, then closes and discards the temporary
+// file; the destination is left as it was. It is safe to call while another goroutine
 // is in Write (it waits for that Write to return) and after Close (then it
 // does nothing). It returns an error only if a named temporary could not be
 // removed.
@@ -336,6 +376,9 @@ func (s *File) CloseWithError(cause error) error {
 	defer s.mu.Unlock()
 	if s.state != fileOpen {
 		return nil
+	}
+	if s.wb != nil {
+		s.wb.abort()
 	}
 	s.f.Close()
 	s.state, s.err = fileAborted, cause

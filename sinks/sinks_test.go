@@ -9,7 +9,12 @@ import (
 	"testing"
 
 	"github.com/enc-pipe/enc-pipe/sinks"
+	"go.uber.org/goleak"
 )
+
+// Every test leaves no goroutine behind: Close and CloseWithError stop a
+// File's write-behind goroutine.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func listDir(t *testing.T, dir string) []string {
 	t.Helper()
@@ -105,12 +110,21 @@ func TestFileAbortKeepsExistingDestination(t *testing.T) {
 	}
 }
 
-// Writes larger and smaller than the buffer, buffered and not, arrive
-// whole and in order; nothing reaches the destination before Close.
+// Writes larger and smaller than the buffer, buffered and not, with and
+// without write-behind, arrive whole and in order; nothing reaches the
+// destination before Close.
 func TestFileBuffering(t *testing.T) {
+	type config struct{ size, buffers int }
+	var configs []config
 	for _, size := range []int{0, 7, sinks.DefaultFileBuffer} {
+		for _, buffers := range []int{1, 2, sinks.DefaultFileBuffers} {
+			configs = append(configs, config{size, buffers})
+		}
+	}
+	for _, c := range configs {
+		size := c.size
 		dst := filepath.Join(t.TempDir(), "out")
-		s, err := sinks.CreateFile(dst, sinks.WithBuffer(size))
+		s, err := sinks.CreateFile(dst, sinks.WithBuffer(c.size), sinks.WithWriteBehind(c.buffers))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -123,14 +137,14 @@ func TestFileBuffering(t *testing.T) {
 			}
 		}
 		if _, err := os.Stat(dst); !errors.Is(err, os.ErrNotExist) {
-			t.Fatalf("buffer %d: destination exists before Close", size)
+			t.Fatalf("buffer %d × %d: destination exists before Close", size, c.buffers)
 		}
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
 		got, _ := os.ReadFile(dst)
 		if !bytes.Equal(got, want.Bytes()) {
-			t.Errorf("buffer %d: got %d bytes, want %d", size, len(got), want.Len())
+			t.Errorf("buffer %d × %d: got %d bytes, want %d", size, c.buffers, len(got), want.Len())
 		}
 	}
 }

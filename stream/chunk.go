@@ -27,9 +27,10 @@ type job struct {
 	last bool
 	full bool // reader: the chunk has its full ciphertext size
 	aead cipher.AEAD
-	a, b *[]byte // pooled buffers owned by the job
-	in   []byte  // writer: plaintext; reader: ciphertext (in *a)
-	out  []byte  // writer: bytes to write; reader: authenticated plaintext
+	ks   *keySchedule // aead's: once it is closed, aead is wiped
+	a, b *[]byte      // pooled buffers owned by the job
+	in   []byte       // writer: plaintext; reader: ciphertext (in *a)
+	out  []byte       // writer: bytes to write; reader: authenticated plaintext
 	err  error
 	done chan struct{}
 	got  bool // the owner has received the done signal
@@ -117,6 +118,12 @@ func (c *chunker) run(j *job, op int) {
 	}()
 	if c.testHook != nil {
 		c.testHook(j)
+	}
+	if j.ks.closed.Load() {
+		// The owner stops the pipeline before it closes the keys, so this
+		// does not happen; if it did, the wiped cipher must not be used.
+		j.err, j.out = ErrClosed, nil
+		return
 	}
 	if op == opSeal {
 		n := len(j.in)

@@ -59,9 +59,11 @@
 // data key wrapped by the partition's intermediate key) as opaque bytes
 // for the header; package encpipe does both with an envelope.Session.
 // Subkeys are derived inside Secret.WithBytes and the temporary copies
-// wiped, but the expanded AES key schedule of each epoch in use lives on
-// the Go heap until the stream is closed: crypto/aes offers no way to
-// keep or wipe it elsewhere.
+// wiped. The expanded AES key schedule of each epoch in use (crypto/aes
+// offers no way to keep it elsewhere) lives on the Go heap only until the
+// stream ends: Close, a failure for good, the end of a Reader's stream,
+// and Reset overwrite it with zeros (internal/aesgcm); after that, no
+// chunk operation runs with it (they fail with ErrClosed).
 //
 // # Concurrency and ownership
 //

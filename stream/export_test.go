@@ -1,5 +1,7 @@
 package stream
 
+import "crypto/cipher"
+
 // Test-only hooks, visible to package stream_test.
 
 // WithSaltForTest fixes the header salt (golden vectors, fuzz checks).
@@ -52,3 +54,24 @@ const (
 	ReasonTrailingForTest     = reasonTrailing
 	ReasonCutOrChangedForTest = reasonCutOrChanged
 )
+
+// CiphersForTest returns the payload ciphers the stream's key schedule
+// holds now: epoch 0's first. None once they are wiped and dropped.
+func (w *Writer) CiphersForTest() []cipher.AEAD   { return w.ks.ciphersForTest() }
+func (r *Reader) CiphersForTest() []cipher.AEAD   { return r.ks.ciphersForTest() }
+func (r *ReaderAt) CiphersForTest() []cipher.AEAD { return r.ks.ciphersForTest() }
+
+func (ks *keySchedule) ciphersForTest() []cipher.AEAD {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	var all []cipher.AEAD
+	if ks.aead0 != nil {
+		all = append(all, ks.aead0)
+	}
+	for e, a := range ks.aeads {
+		if e != 0 {
+			all = append(all, a)
+		}
+	}
+	return all
+}

@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
 	"crypto/hmac"
@@ -9,7 +8,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
+	"github.com/enc-pipe/enc-pipe/internal/aesgcm"
 	"github.com/enc-pipe/enc-pipe/securebuf"
 )
 
@@ -23,33 +24,55 @@ const (
 //
 // The data key stays in protected memory: every derivation runs inside
 // key.WithBytes, and the intermediate PRK and subkey bytes are wiped
-// before WithBytes returns. What cannot be wiped is the expanded AES key
-// schedule inside each cipher.AEAD: crypto/aes copies the key into a Go
-// heap object with no way to clear it, so one per epoch in use lives on
-// the heap until the stream is closed and the garbage collector reclaims
-// it. The HMAC state used to compute the header MAC is dropped as soon as
-// the MAC is computed. The schedule never closes the data key: its caller
-// owns it.
+// before WithBytes returns. What must live on the Go heap is the expanded
+// AES key schedule (and GHASH key) inside each payload cipher, one per
+// epoch in use: aesgcm.New builds it (wiping the intermediate AES block),
+// and close wipes every cipher the schedule still holds (a Writer or
+// Reader wipes an epoch's cipher as soon as it is done with it), so that
+// none outlives the stream in freed heap memory. The HMAC state used to
+// compute the header MAC is dropped as soon as the MAC is computed. The
+// schedule never closes the data key: its caller owns it.
+//
+// A wiped cipher must never seal or open a chunk: it would panic, or, with
+// another standard library, encrypt under a zero key. So after close,
+// aeadFor fails with ErrClosed, and close waits for what may still use a
+// cipher: a ReaderAt's chunk operations hold use shared (see
+// ReaderAt.open); Writer and Reader hand ciphers to their pipelines' jobs
+// and call close only once the pipeline is stopped, and a job whose
+// schedule is closed fails with ErrClosed before it touches its cipher
+// (chunker.run).
 type keySchedule struct {
 	key  securebuf.Secret
 	salt [SaltSize]byte
 
+	use    sync.RWMutex // shared: a chunk operation in progress; exclusive: close
+	closed atomic.Bool
+
+	// sequential: the chunks are processed in order, fewer than 2^24 at a
+	// time (a Writer's or Reader's pipeline queue holds at most
+	// max(2 × 1024 workers, 1 MiB / 4 KiB) chunks), so once a chunk of
+	// epoch e is dispatched, no chunk before epoch e-1 is in flight, and
+	// the ciphers of those epochs can be wiped and dropped. A ReaderAt
+	// reads in any order: it keeps every epoch's cipher it has made (at
+	// most 256) until close.
+	sequential bool
+
 	mu      sync.Mutex
 	aeads   map[uint32]cipher.AEAD // by epoch
 	aead0   cipher.AEAD            // epoch 0, read without the lock
-	closed  bool
 	closeMu sync.Once
 }
 
 // newKeySchedule prepares the schedule and derives epoch 0's AEAD.
-func newKeySchedule(key securebuf.Secret, salt []byte) (*keySchedule, error) {
+// sequential is for a Writer or Reader (see keySchedule).
+func newKeySchedule(key securebuf.Secret, salt []byte, sequential bool) (*keySchedule, error) {
 	if key == nil {
 		return nil, errKeySize
 	}
 	if key.Len() != KeySize {
 		return nil, errKeySize
 	}
-	ks := &keySchedule{key: key, aeads: make(map[uint32]cipher.AEAD)}
+	ks := &keySchedule{key: key, sequential: sequential, aeads: make(map[uint32]cipher.AEAD)}
 	copy(ks.salt[:], salt)
 	a, err := ks.derive(0)
 	if err != nil {
@@ -92,11 +115,7 @@ func (ks *keySchedule) derive(epoch uint32) (cipher.AEAD, error) {
 			return err
 		}
 		defer clear(k)
-		block, err := aes.NewCipher(k)
-		if err != nil {
-			return err
-		}
-		aead, err = cipher.NewGCM(block)
+		aead, err = aesgcm.New(k)
 		return err
 	})
 	return aead, err
@@ -132,15 +151,19 @@ func (ks *keySchedule) verifyHeader(h *Header) error {
 }
 
 // aeadFor returns the AEAD for chunk idx, deriving its epoch's key on
-// first use. It is safe for concurrent use.
+// first use, or ErrClosed once close has begun. It is safe for concurrent
+// use; the caller must not use the AEAD after close (see keySchedule).
 func (ks *keySchedule) aeadFor(idx uint64) (cipher.AEAD, error) {
+	if ks.closed.Load() {
+		return nil, ErrClosed
+	}
 	epoch := uint32(idx >> epochShift)
 	if epoch == 0 {
 		return ks.aead0, nil
 	}
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
-	if ks.closed {
+	if ks.closed.Load() {
 		return nil, ErrClosed
 	}
 	if a, ok := ks.aeads[epoch]; ok {
@@ -150,24 +173,35 @@ func (ks *keySchedule) aeadFor(idx uint64) (cipher.AEAD, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Keep at most the previous and the current epoch: streams move
-	// forward, and a ReaderAt re-derives on demand.
-	for e := range ks.aeads {
-		if e != 0 && e+1 < epoch {
-			delete(ks.aeads, e)
+	// A Writer or Reader keeps at most the previous and the current
+	// epoch: no chunk of an earlier one is in flight (see keySchedule).
+	if ks.sequential {
+		for e, old := range ks.aeads {
+			if e != 0 && e+1 < epoch {
+				aesgcm.Wipe(old)
+				delete(ks.aeads, e)
+			}
 		}
 	}
 	ks.aeads[epoch] = a
 	return a, nil
 }
 
-// close drops the derived keys (not the data key, which the caller owns).
+// close wipes and drops the derived keys (not the data key, which the
+// caller owns). It waits for the chunk operations that hold use; later
+// calls of aeadFor fail with ErrClosed. It is idempotent.
 func (ks *keySchedule) close() {
 	ks.closeMu.Do(func() {
+		ks.closed.Store(true)
+		ks.use.Lock()
+		defer ks.use.Unlock()
 		ks.mu.Lock()
-		ks.closed = true
+		defer ks.mu.Unlock()
+		for _, a := range ks.aeads { // epoch 0's included
+			aesgcm.Wipe(a)
+		}
 		clear(ks.aeads)
-		ks.mu.Unlock()
+		ks.aead0 = nil
 	})
 }
 

@@ -86,7 +86,7 @@ func (r *Reader) begin(src io.Reader, hdr *Header, key securebuf.Secret) error {
 	if src == nil || hdr == nil {
 		return fmt.Errorf("%w: nil source or header", ErrInvalidArgument)
 	}
-	ks, err := newKeySchedule(key, hdr.salt())
+	ks, err := newKeySchedule(key, hdr.salt(), true)
 	if err != nil {
 		return err
 	}
@@ -128,8 +128,9 @@ func (r *Reader) begin(src io.Reader, hdr *Header, key securebuf.Secret) error {
 // options and reusing the decompressor when the codec and chunk size
 // match. It verifies the header MAC first (ErrAuth). Reset works after
 // Close too. As with NewReader, the caller owns key; the previous key is
-// no longer used once Reset returns. If Reset fails, every Read returns
-// its error until the next successful Reset.
+// no longer used once Reset returns, and the previous stream's derived
+// keys are wiped. If Reset fails, every Read returns its error until the
+// next successful Reset.
 func (r *Reader) Reset(src io.Reader, hdr *Header, key securebuf.Secret) error {
 	r.abandon()
 	if err := r.begin(src, hdr, key); err != nil {
@@ -205,7 +206,7 @@ func (r *Reader) WriteTo(dst io.Writer) (int64, error) {
 	}
 }
 
-// Close stops the workers, returns the buffers and drops the derived
+// Close stops the workers, returns the buffers and wipes the derived
 // keys. It closes neither src nor the data key. Reads after Close return
 // ErrClosed (until Reset). Close is idempotent and returns nil.
 func (r *Reader) Close() error {
@@ -307,7 +308,7 @@ func (r *Reader) readJob(j *job, a *[]byte) error {
 	if err != nil {
 		return err
 	}
-	*j = job{idx: r.idx, last: last, full: full, aead: aead, a: a, in: ct, done: j.done}
+	*j = job{idx: r.idx, last: last, full: full, aead: aead, ks: r.ks, a: a, in: ct, done: j.done}
 	r.idx++
 	return nil
 }

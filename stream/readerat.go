@@ -68,7 +68,7 @@ func NewReaderAt(src io.ReaderAt, size int64, hdr *Header, key securebuf.Secret,
 	if hdr.flags&FlagCompressed != 0 {
 		return nil, errNotSeekable
 	}
-	ks, err := newKeySchedule(key, hdr.salt())
+	ks, err := newKeySchedule(key, hdr.salt(), false)
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +143,13 @@ func (r *ReaderAt) readCt(ct []byte, i uint64) error {
 	return err
 }
 
+// open authenticates and decrypts chunk i. It holds the key schedule's
+// use lock shared, so that Close, which may run concurrently, wipes the
+// cipher only once no chunk is being opened with it, and fails with
+// ErrClosed once Close has begun.
 func (r *ReaderAt) open(i uint64, last, full bool, dst, ct []byte) ([]byte, error) {
+	r.ks.use.RLock()
+	defer r.ks.use.RUnlock()
 	aead, err := r.ks.aeadFor(i)
 	if err != nil {
 		return nil, err
@@ -309,9 +315,11 @@ func (r *ReaderAt) toCache(i uint64, pt *[]byte, n int) {
 	putBuf(old)
 }
 
-// Close drops the derived keys and the cache. It closes neither src nor
-// the data key. ReadAt calls that run concurrently with Close may fail
-// with ErrClosed; later ones do. Close is idempotent and returns nil.
+// Close wipes and drops the derived keys, and drops the cache. It closes
+// neither src nor the data key. It waits for chunks being opened by
+// concurrent ReadAt calls; those calls may then fail with ErrClosed (the
+// bytes before the failing chunk are delivered, the rest of p is zeroed);
+// later ones do. Close is idempotent and returns nil.
 func (r *ReaderAt) Close() error {
 	if r.closed.Swap(true) {
 		return nil

@@ -91,7 +91,7 @@ func (w *Writer) begin(dst io.Writer, key securebuf.Secret, params HeaderParams)
 	if err != nil {
 		return err
 	}
-	ks, err := newKeySchedule(key, salt)
+	ks, err := newKeySchedule(key, salt, true)
 	if err != nil {
 		return err
 	}
@@ -135,7 +135,8 @@ func (w *Writer) begin(dst io.Writer, key securebuf.Secret, params HeaderParams)
 // explicitly: a Writer never starts a new stream under the key of the
 // previous one by accident (a fresh salt gives each stream its own
 // subkeys in any case). As with NewWriter, the caller owns key; the
-// previous key is no longer used once Reset returns.
+// previous key is no longer used once Reset returns, and the previous
+// stream's derived keys are wiped.
 //
 // Bytes of an abandoned stream already written to the old dst are an
 // incomplete stream, which a Reader rejects. If Reset fails, the Writer
@@ -256,7 +257,7 @@ func (w *Writer) flushLookahead() error {
 }
 
 // Close seals the final chunk, writes every chunk still in the Writer to
-// dst, stops the workers and drops the derived keys. It closes neither dst
+// dst, stops the workers and wipes the derived keys. It closes neither dst
 // nor the data key. A second Close returns the first one's result;
 // Write and ReadFrom after Close return ErrClosed (until Reset).
 func (w *Writer) Close() error {
@@ -304,7 +305,7 @@ func (w *Writer) flush(last bool) error {
 		w.buf = getBuf(w.ch.bufSize())
 	}
 	j := newJob()
-	*j = job{idx: w.idx, last: last, aead: aead, a: w.buf, in: (*w.buf)[:w.n], done: j.done}
+	*j = job{idx: w.idx, last: last, aead: aead, ks: w.ks, a: w.buf, in: (*w.buf)[:w.n], done: j.done}
 	w.idx++
 	w.n = 0
 	w.buf = nil

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/enc-pipe/enc-pipe/envelope/internal/aesgcm"
+	"github.com/enc-pipe/enc-pipe/internal/aesgcm"
 	"github.com/enc-pipe/enc-pipe/securebuf"
 )
 

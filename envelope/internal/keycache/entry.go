@@ -5,7 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/enc-pipe/enc-pipe/envelope/internal/aesgcm"
+	"github.com/enc-pipe/enc-pipe/internal/aesgcm"
 	"github.com/enc-pipe/enc-pipe/securebuf"
 )
 

@@ -1,5 +1,5 @@
-// Package aesgcm builds the AES-256-GCM ciphers of the envelope package and
-// wipes them when they are no longer needed.
+// Package aesgcm builds the AES-256-GCM ciphers of the envelope and stream
+// packages and wipes them when they are no longer needed.
 //
 // The standard library expands an AES key into round keys (for AES-256 the
 // first two round keys are the key itself) inside heap objects it gives no
