@@ -329,3 +329,7 @@ func (c *keyCache) close() error {
 	}
 	return nil
 }
+
+// stats returns the lookups served from the caches and those that had to
+// load.
+func (c *keyCache) stats() (hits, misses int64) { return c.hits.Load(), c.misses.Load() }

@@ -78,7 +78,7 @@ type Encrypter struct {
 	flags  byte
 	lim    dataKeyLimits
 	cache  *keyCache
-	scans  sync.Pool
+	scans  scanners
 }
 
 var _ Transformer = (*Encrypter)(nil)
@@ -155,14 +155,7 @@ func (e *Encrypter) Close() error { return e.cache.close() }
 // CacheStats reports the session and data key lookups served from the
 // caches and those that had to load.
 func (e *Encrypter) CacheStats() (hits, misses int64) {
-	return e.cache.hits.Load(), e.cache.misses.Load()
-}
-
-func (e *Encrypter) scanner() *jsonscan.Scanner {
-	if s, ok := e.scans.Get().(*jsonscan.Scanner); ok {
-		return s
-	}
-	return new(jsonscan.Scanner)
+	return e.cache.stats()
 }
 
 // Transform encrypts r's value (or its fields) under its partition and sets
@@ -176,8 +169,8 @@ func (e *Encrypter) Transform(ctx context.Context, r *Record) error {
 	needJSON := e.cfg.JSON || e.fields != nil || e.cfg.Partition.kind == partitionField
 	var res *jsonscan.Result
 	if needJSON {
-		sc := e.scanner()
-		defer e.scans.Put(sc)
+		sc := e.scans.get()
+		defer e.scans.put(sc)
 		var err error
 		if res, err = sc.Scan(r.Value, jsonscan.Options{Path: e.cfg.Partition.path, Members: e.fields != nil}); err != nil {
 			return inputErr(err)
@@ -384,7 +377,7 @@ type Decrypter struct {
 	fields map[string]bool
 	tail   string // "_{service}_{product}" of the factory's key ids
 	cache  *keyCache
-	scans  sync.Pool
+	scans  scanners
 }
 
 var _ Transformer = (*Decrypter)(nil)
@@ -433,14 +426,7 @@ func (d *Decrypter) Close() error { return d.cache.close() }
 // CacheStats reports the session and data key lookups served from the
 // caches and those that had to load.
 func (d *Decrypter) CacheStats() (hits, misses int64) {
-	return d.cache.hits.Load(), d.cache.misses.Load()
-}
-
-func (d *Decrypter) scanner() *jsonscan.Scanner {
-	if s, ok := d.scans.Get().(*jsonscan.Scanner); ok {
-		return s
-	}
-	return new(jsonscan.Scanner)
+	return d.cache.stats()
 }
 
 // Transform decrypts r's value (or its fields) and sets r.Partition. A
@@ -481,8 +467,8 @@ func (d *Decrypter) checkPlaintext(pt []byte) error {
 		return recordErrf(KindFormat, "decrypted value is not one line")
 	}
 	if d.cfg.JSON {
-		sc := d.scanner()
-		defer d.scans.Put(sc)
+		sc := d.scans.get()
+		defer d.scans.put(sc)
 		if _, err := sc.Scan(pt, jsonscan.Options{}); err != nil {
 			// %v: the detail is about the plaintext; the chain does not
 			// carry it (its Error.Name is plaintext).
@@ -588,9 +574,9 @@ func (d *Decrypter) partitionOf(want, keyID string) (string, error) {
 // name twice is bad JSON (KindJSON), names equal up to case ("Data" and
 // "data" both set Data) make it not a DataRowRecord (KindFormat).
 func (d *Decrypter) checkDRR(v []byte) error {
-	sc := d.scanner()
+	sc := d.scans.get()
 	_, err := sc.Scan(v, jsonscan.Options{Fold: true})
-	d.scans.Put(sc)
+	d.scans.put(sc)
 	switch {
 	case err == nil:
 		return nil
@@ -601,8 +587,8 @@ func (d *Decrypter) checkDRR(v []byte) error {
 }
 
 func (d *Decrypter) openFields(ctx context.Context, r *Record) error {
-	sc := d.scanner()
-	defer d.scans.Put(sc)
+	sc := d.scans.get()
+	defer d.scans.put(sc)
 	v := r.Value
 	res, err := sc.Scan(v, jsonscan.Options{Path: d.cfg.Partition.path, Members: true})
 	if err != nil {
@@ -666,9 +652,9 @@ func (d *Decrypter) openFields(ctx context.Context, r *Record) error {
 		} else if p != partition {
 			return recordErrf(KindPartition, "field %q belongs to another partition than the record's other fields", name)
 		}
-		sc2 := d.scanner()
+		sc2 := d.scans.get()
 		_, err = sc2.Scan(pt, jsonscan.Options{})
-		d.scans.Put(sc2)
+		d.scans.put(sc2)
 		if err != nil {
 			return recordErrf(KindFormat, "field %q: decrypted value: %v", name, err)
 		}
@@ -683,3 +669,16 @@ func (d *Decrypter) openFields(ctx context.Context, r *Record) error {
 	r.Partition = partition
 	return nil
 }
+
+// scanners pools the JSON scanners of an Encrypter or Decrypter: a record
+// takes one for as long as it needs it and puts it back.
+type scanners struct{ p sync.Pool }
+
+func (s *scanners) get() *jsonscan.Scanner {
+	if sc, ok := s.p.Get().(*jsonscan.Scanner); ok {
+		return sc
+	}
+	return new(jsonscan.Scanner)
+}
+
+func (s *scanners) put(sc *jsonscan.Scanner) { s.p.Put(sc) }
