@@ -3,38 +3,20 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"fmt"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/enc-pipe/enc-pipe/internal/kafkatest"
 	"github.com/enc-pipe/enc-pipe/internal/testenv"
 )
 
 var kctx = context.Background()
-
-func kafkaTopics(t *testing.T, addr string, parts int, names ...string) []string {
-	t.Helper()
-	sfx := make([]byte, 4)
-	rand.Read(sfx)
-	c := &kafka.Client{Addr: kafka.TCP(addr), Timeout: 10 * time.Second}
-	req := &kafka.CreateTopicsRequest{}
-	out := make([]string, len(names))
-	for i, n := range names {
-		out[i] = fmt.Sprintf("%s-%s-%x", t.Name(), n, sfx)
-		req.Topics = append(req.Topics, kafka.TopicConfig{Topic: out[i], NumPartitions: parts, ReplicationFactor: 1})
-	}
-	if _, err := c.CreateTopics(kctx, req); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 func kafkaProduce(t *testing.T, addr, topic string, n int) map[string]bool {
 	t.Helper()
@@ -98,42 +80,9 @@ func committed(t *testing.T, addr, group, topic string, parts int) int64 {
 func kafkaValues(t *testing.T, addr, topic string, parts int) []string {
 	t.Helper()
 	total := highWater(t, addr, topic, parts)
-	var mu sync.Mutex
 	var out []string
-	var wg sync.WaitGroup
-	for p := range parts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, Topic: topic, Partition: p, MaxWait: 100 * time.Millisecond})
-			defer r.Close()
-			ctx, cancel := context.WithTimeout(kctx, 60*time.Second)
-			defer cancel()
-			for {
-				mu.Lock()
-				done := int64(len(out)) >= total
-				mu.Unlock()
-				if done {
-					return
-				}
-				rctx, rcancel := context.WithTimeout(ctx, 300*time.Millisecond)
-				m, err := r.ReadMessage(rctx)
-				rcancel()
-				if err != nil {
-					if ctx.Err() != nil {
-						return
-					}
-					continue
-				}
-				mu.Lock()
-				out = append(out, string(m.Value))
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	if int64(len(out)) != total {
-		t.Fatalf("read %d of the %d records of %s", len(out), total, topic)
+	for _, m := range kafkatest.ReadAll(t, addr, topic, parts, int(total), 60*time.Second) {
+		out = append(out, string(m.Value))
 	}
 	return out
 }
@@ -149,7 +98,7 @@ func kafkaCmd(t *testing.T, home, addr, verb, from, to, group string, extra ...s
 // perhaps twice).
 func TestKafkaCommandKilledMidStreamLosesNoRecord(t *testing.T) {
 	addr := testenv.Var(t, testenv.Kafka)
-	names := kafkaTopics(t, addr, 4, "in", "enc", "dec")
+	names := kafkatest.Topics(t, addr, 4, "in", "enc", "dec")
 	in, enc, dec := names[0], names[1], names[2]
 	home := t.TempDir()
 	const n = 30000
@@ -191,7 +140,7 @@ func TestKafkaCommandKilledMidStreamLosesNoRecord(t *testing.T) {
 // the records written are exactly those committed.
 func TestKafkaCommandSIGTERMDrainsAndCommits(t *testing.T) {
 	addr := testenv.Var(t, testenv.Kafka)
-	names := kafkaTopics(t, addr, 4, "in", "enc")
+	names := kafkatest.Topics(t, addr, 4, "in", "enc")
 	in, enc := names[0], names[1]
 	home := t.TempDir()
 	const n = 30000
@@ -221,7 +170,7 @@ func TestKafkaCommandSIGTERMDrainsAndCommits(t *testing.T) {
 // with an integrity exit code naming the record.
 func TestKafkaCommandDeadLettersOrStops(t *testing.T) {
 	addr := testenv.Var(t, testenv.Kafka)
-	names := kafkaTopics(t, addr, 1, "in", "out", "dlq", "out2")
+	names := kafkatest.Topics(t, addr, 1, "in", "out", "dlq", "out2")
 	in, out, dlq, out2 := names[0], names[1], names[2], names[3]
 	home := t.TempDir()
 	w := &kafka.Writer{Addr: kafka.TCP(addr), Topic: in, BatchTimeout: time.Millisecond}

@@ -31,6 +31,7 @@ import (
 	"github.com/enc-pipe/enc-pipe/envelope"
 	"github.com/enc-pipe/enc-pipe/envelope/kms/statickms"
 	"github.com/enc-pipe/enc-pipe/envelope/metastore/sqlstore/sqlitedb"
+	"github.com/enc-pipe/enc-pipe/internal/kafkatest"
 	"github.com/enc-pipe/enc-pipe/internal/s3test"
 	"github.com/enc-pipe/enc-pipe/internal/testenv"
 	"github.com/enc-pipe/enc-pipe/stream"
@@ -124,7 +125,7 @@ func TestNoKeyMaterialOrPlaintextInLogsOrStats(t *testing.T) {
 
 	t.Run("kafka", func(t *testing.T) {
 		addr := testenv.Var(t, testenv.Kafka)
-		names := kafkaTopics(t, addr, 1, "in", "enc", "dec")
+		names := kafkatest.Topics(t, addr, 1, "in", "enc", "dec")
 		w := &kafka.Writer{Addr: kafka.TCP(addr), Topic: names[0], RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
 		var msgs []kafka.Message
 		for _, line := range strings.Split(strings.TrimSpace(recs.String()), "\n") {
@@ -450,7 +451,7 @@ func value(fams map[string]*dto.MetricFamily, name string, want ...string) float
 func TestPrometheusScrapeOfAKafkaRunCountsWhatItDid(t *testing.T) {
 	addr := testenv.Var(t, testenv.Kafka)
 	const parts, n, tenants = 2, 600, 12
-	names := kafkaTopics(t, addr, parts, "in", "enc")
+	names := kafkatest.Topics(t, addr, parts, "in", "enc")
 	w := &kafka.Writer{Addr: kafka.TCP(addr), Topic: names[0], Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
 	var msgs []kafka.Message
 	var recordBytes int

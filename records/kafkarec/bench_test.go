@@ -11,6 +11,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/enc-pipe/enc-pipe/envelope/metastore/memstore"
+	"github.com/enc-pipe/enc-pipe/internal/kafkatest"
 	"github.com/enc-pipe/enc-pipe/records"
 	"github.com/enc-pipe/enc-pipe/records/kafkarec"
 )
@@ -38,7 +39,7 @@ func BenchmarkKafkaForward(b *testing.B) {
 	f := newFactory(b, memstore.New())
 	enc := encrypter(b, f, records.EncryptConfig{Partition: records.HeaderPartition("tenant"), Format: records.FormatBinary})
 	identity := records.TransformFunc(func(context.Context, *records.Record) error { return nil })
-	names := topics(b, addr, 4, "in")
+	names := kafkatest.Topics(b, addr, 4, "in")
 	in := names[0]
 	w := &kafka.Writer{Addr: kafka.TCP(addr), Topic: in, Balancer: &kafka.Hash{}, BatchTimeout: time.Millisecond, BatchSize: 1000}
 	defer w.Close()
@@ -62,7 +63,7 @@ func BenchmarkKafkaForward(b *testing.B) {
 	total := make([]time.Duration, len(variants))
 	run := func(j int) {
 		rounds++
-		out := topics(b, addr, 4, fmt.Sprintf("out%d", rounds))[0]
+		out := kafkatest.Topics(b, addr, 4, fmt.Sprintf("out%d", rounds))[0]
 		fc := &firstCall{Transformer: variants[j].xf}
 		st, err := kafkarec.Run(ctx, fastGroup(kafkarec.Config{
 			Brokers: []string{addr}, From: in, To: out, Group: out + "-g", MaxRecords: n, Transform: fc,

@@ -3,7 +3,6 @@ package kafkarec_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -21,6 +20,7 @@ import (
 	"github.com/enc-pipe/enc-pipe/envelope/kms/statickms"
 	"github.com/enc-pipe/enc-pipe/envelope/metastore/memstore"
 	"github.com/enc-pipe/enc-pipe/internal/asherahvectors"
+	"github.com/enc-pipe/enc-pipe/internal/kafkatest"
 	"github.com/enc-pipe/enc-pipe/internal/testenv"
 	"github.com/enc-pipe/enc-pipe/records"
 	"github.com/enc-pipe/enc-pipe/records/kafkarec"
@@ -37,30 +37,6 @@ func fastGroup(cfg kafkarec.Config) kafkarec.Config {
 }
 
 func broker(t testing.TB) string { return testenv.Var(t, testenv.Kafka) }
-
-// topics creates fresh topics with parts partitions and returns their names.
-func topics(t testing.TB, addr string, parts int, names ...string) []string {
-	t.Helper()
-	suffix := make([]byte, 4)
-	rand.Read(suffix)
-	c := &kafka.Client{Addr: kafka.TCP(addr), Timeout: 10 * time.Second}
-	req := &kafka.CreateTopicsRequest{}
-	out := make([]string, len(names))
-	for i, n := range names {
-		out[i] = fmt.Sprintf("%s-%s-%x", strings.ReplaceAll(t.Name(), "/", "-"), n, suffix)
-		req.Topics = append(req.Topics, kafka.TopicConfig{Topic: out[i], NumPartitions: parts, ReplicationFactor: 1})
-	}
-	res, err := c.CreateTopics(ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for topic, err := range res.Errors {
-		if err != nil {
-			t.Fatalf("create topic %s: %v", topic, err)
-		}
-	}
-	return out
-}
 
 func newFactory(t testing.TB, store envelope.Metastore) *envelope.SessionFactory {
 	t.Helper()
@@ -113,50 +89,6 @@ func produce(t testing.TB, addr, topic string, n, tenants int) []kafka.Message {
 		t.Fatal(err)
 	}
 	return msgs
-}
-
-// consume reads every partition of topic from the start until n messages
-// arrived (or fails after a while).
-func consume(t testing.TB, addr, topic string, parts, n int) []kafka.Message {
-	t.Helper()
-	var mu sync.Mutex
-	var got []kafka.Message
-	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	var wg sync.WaitGroup
-	for p := range parts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, Topic: topic, Partition: p, MaxWait: 100 * time.Millisecond})
-			defer r.Close()
-			for {
-				mu.Lock()
-				done := len(got) >= n
-				mu.Unlock()
-				if done {
-					return
-				}
-				rctx, rcancel := context.WithTimeout(cctx, 500*time.Millisecond)
-				m, err := r.ReadMessage(rctx)
-				rcancel()
-				if err != nil {
-					if cctx.Err() != nil {
-						return
-					}
-					continue
-				}
-				mu.Lock()
-				got = append(got, m)
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	if len(got) < n {
-		t.Fatalf("topic %s: %d messages after 60 s, want %d", topic, len(got), n)
-	}
-	return got
 }
 
 func encrypter(t testing.TB, f *envelope.SessionFactory, cfg records.EncryptConfig) *records.Encrypter {
@@ -218,12 +150,12 @@ func TestKafkaEncryptThenDecryptKeepsEveryRecordAndOrder(t *testing.T) {
 
 func testKafkaRoundTrip(t *testing.T, format records.Format) {
 	addr := broker(t)
-	names := topics(t, addr, 4, "plain", "enc", "dec")
+	names := kafkatest.Topics(t, addr, 4, "plain", "enc", "dec")
 	plain, enc, dec := names[0], names[1], names[2]
 	f := newFactory(t, memstore.New())
 	const n = 2000
 	sent := produce(t, addr, plain, n, 25)
-	src := consume(t, addr, plain, 4, n) // with their partitions and offsets
+	src := kafkatest.ReadAll(t, addr, plain, 4, n, 60*time.Second) // with their partitions and offsets
 
 	st, err := kafkarec.Run(ctx, fastGroup(kafkarec.Config{
 		Brokers: []string{addr}, From: plain, To: enc, Group: enc + "-g", IdleTimeout: 4 * time.Second, Workers: 4,
@@ -232,7 +164,7 @@ func testKafkaRoundTrip(t *testing.T, format records.Format) {
 	if err != nil || st.Written != n {
 		t.Fatalf("encrypt: %v, %+v", err, st)
 	}
-	encrypted := consume(t, addr, enc, 4, n)
+	encrypted := kafkatest.ReadAll(t, addr, enc, 4, n, 60*time.Second)
 	for _, m := range encrypted {
 		if bytes.Contains(m.Value, []byte("s3cr3t")) {
 			t.Fatalf("plaintext in the encrypted topic: %q", m.Value)
@@ -245,7 +177,7 @@ func testKafkaRoundTrip(t *testing.T, format records.Format) {
 	if err != nil || st.Written != n || st.Acked != n {
 		t.Fatalf("decrypt: %v, %+v", err, st)
 	}
-	got := consume(t, addr, dec, 4, n)
+	got := kafkatest.ReadAll(t, addr, dec, 4, n, 60*time.Second)
 	if len(got) != n {
 		t.Fatalf("%d records decrypted, want %d", len(got), n)
 	}
@@ -266,7 +198,7 @@ func testKafkaRoundTrip(t *testing.T, format records.Format) {
 
 func TestKafkaPoisonRecordsReachTheDeadLetterTopicWithTheirReason(t *testing.T) {
 	addr := broker(t)
-	names := topics(t, addr, 2, "in", "out", "dlq")
+	names := kafkatest.Topics(t, addr, 2, "in", "out", "dlq")
 	in, out, dlq := names[0], names[1], names[2]
 	f := newFactory(t, memstore.New())
 	enc := encrypter(t, f, records.EncryptConfig{Partition: records.KeyPartition(), Format: records.FormatBinary})
@@ -293,7 +225,7 @@ func TestKafkaPoisonRecordsReachTheDeadLetterTopicWithTheirReason(t *testing.T) 
 	if err != nil || st.Written != 2 || st.DeadLettered != 2 || st.Acked != 4 {
 		t.Fatalf("run: %v %+v", err, st)
 	}
-	letters := consume(t, addr, dlq, 2, 2)
+	letters := kafkatest.ReadAll(t, addr, dlq, 2, 2, 60*time.Second)
 	kinds := map[string]string{}
 	for _, m := range letters {
 		h := map[string]string{}
@@ -308,7 +240,7 @@ func TestKafkaPoisonRecordsReachTheDeadLetterTopicWithTheirReason(t *testing.T) 
 	if kinds[string(poison[0].Value)] != "format" || kinds[string(poison[1].Value)] != "key" {
 		t.Fatalf("dead letter kinds %v", kinds)
 	}
-	decrypted := consume(t, addr, out, 2, 2)
+	decrypted := kafkatest.ReadAll(t, addr, out, 2, 2, 60*time.Second)
 	if w, g := []string{"one", "two"}, []string{string(decrypted[0].Value), string(decrypted[1].Value)}; !slices.Equal(w, slices.Sorted(slices.Values(g))) {
 		t.Fatalf("decrypted %v", g)
 	}
@@ -316,7 +248,7 @@ func TestKafkaPoisonRecordsReachTheDeadLetterTopicWithTheirReason(t *testing.T) 
 
 func TestKafkaStopsAtAPoisonRecordWithoutDeadLetterTopic(t *testing.T) {
 	addr := broker(t)
-	names := topics(t, addr, 1, "in", "out")
+	names := kafkatest.Topics(t, addr, 1, "in", "out")
 	in, out := names[0], names[1]
 	f := newFactory(t, memstore.New())
 	raw := &kafka.Writer{Addr: kafka.TCP(addr), Topic: in, BatchTimeout: time.Millisecond}
@@ -352,14 +284,14 @@ func TestKafkaStopsAtAPoisonRecordWithoutDeadLetterTopic(t *testing.T) {
 	if got := res.Topics[in][0].CommittedOffset; got != 6 {
 		t.Fatalf("committed offset %d, want 6 (everything before the poison record, nothing after)", got)
 	}
-	if got := consume(t, addr, out, 1, 6); len(got) != 6 {
+	if got := kafkatest.ReadAll(t, addr, out, 1, 6, 60*time.Second); len(got) != 6 {
 		t.Fatalf("%d written", len(got))
 	}
 }
 
 func TestKafkaTwoInstancesShareTheGroupAndProcessEverything(t *testing.T) {
 	addr := broker(t)
-	names := topics(t, addr, 4, "in", "out")
+	names := kafkatest.Topics(t, addr, 4, "in", "out")
 	in, out := names[0], names[1]
 	f := newFactory(t, memstore.New())
 	enc := encrypter(t, f, records.EncryptConfig{Partition: records.HeaderPartition("tenant"), Format: records.FormatBinary})
@@ -390,7 +322,7 @@ func TestKafkaTwoInstancesShareTheGroupAndProcessEverything(t *testing.T) {
 	if stats[0].Read == 0 || stats[1].Read == 0 || stats[0].Written+stats[1].Written < n {
 		t.Fatalf("instances read %d and %d, wrote %d and %d; want both to work and %d in all", stats[0].Read, stats[1].Read, stats[0].Written, stats[1].Written, n)
 	}
-	got := consume(t, addr, out, 4, n)
+	got := kafkatest.ReadAll(t, addr, out, 4, n, 60*time.Second)
 	seen := map[string]bool{}
 	dec := decrypter(t, f, records.DecryptConfig{})
 	for _, m := range got {
@@ -429,7 +361,7 @@ func waitForMembers(t testing.TB, addr, group string, n int) {
 
 func TestKafkaAsherahRecordsDecryptWithTheVectorsKeys(t *testing.T) {
 	addr := broker(t)
-	names := topics(t, addr, 1, "in", "out")
+	names := kafkatest.Topics(t, addr, 1, "in", "out")
 	in, out := names[0], names[1]
 	set := asherahvectors.MustLoad(t)
 	store := memstore.New()
@@ -468,7 +400,7 @@ func TestKafkaAsherahRecordsDecryptWithTheVectorsKeys(t *testing.T) {
 	if err != nil || st.Written != int64(total) {
 		t.Fatalf("%v %+v, want %d written", err, st, total)
 	}
-	for _, m := range consume(t, addr, out, 1, total) {
+	for _, m := range kafkatest.ReadAll(t, addr, out, 1, total, 60*time.Second) {
 		h := hex.EncodeToString(m.Value)
 		if want[h] == 0 {
 			t.Fatalf("decrypted %q is no vector's plaintext (or one too many)", m.Value)
@@ -479,7 +411,7 @@ func TestKafkaAsherahRecordsDecryptWithTheVectorsKeys(t *testing.T) {
 
 func TestKafkaReaderWrapperDecryptsWhatWriterWrapperEncrypted(t *testing.T) {
 	addr := broker(t)
-	topic := topics(t, addr, 2, "t")[0]
+	topic := kafkatest.Topics(t, addr, 2, "t")[0]
 	f := newFactory(t, memstore.New())
 	w := &kafkarec.Writer{
 		W: &kafka.Writer{Addr: kafka.TCP(addr), Topic: topic, Balancer: &kafka.Hash{}, BatchTimeout: time.Millisecond},

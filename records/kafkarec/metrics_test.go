@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/enc-pipe/enc-pipe/envelope/metastore/memstore"
+	"github.com/enc-pipe/enc-pipe/internal/kafkatest"
 	"github.com/enc-pipe/enc-pipe/metrics"
 	"github.com/enc-pipe/enc-pipe/records"
 	"github.com/enc-pipe/enc-pipe/records/kafkarec"
@@ -15,7 +16,7 @@ import (
 // stopped after half the records leaves the other half behind.
 func TestKafkaRunReportsCountsAndPartitionLag(t *testing.T) {
 	addr := broker(t)
-	names := topics(t, addr, 1, "plain", "enc")
+	names := kafkatest.Topics(t, addr, 1, "plain", "enc")
 	plain, enc := names[0], names[1]
 	f := newFactory(t, memstore.New())
 	const n = 400
