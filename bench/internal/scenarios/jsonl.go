@@ -57,7 +57,7 @@ func JSONLines() Def {
 			}
 			for _, argv := range [][]string{
 				e.cliArgs("records", "decrypt", "-i", e.Path("in.drr.jsonl")),
-				e.cliArgs("records", "decrypt", "-w", "1", "-i", e.Path("in.drr.jsonl")),
+				e.cliArgs("records", "decrypt", "--workers", "1", "-i", e.Path("in.drr.jsonl")),
 				{e.Tool("linefwd"), "-in", in},
 			} {
 				sum, err := x.Sum(ctx, argv...)
@@ -90,8 +90,8 @@ func JSONLines() Def {
 			}
 			if e.NProc > 1 {
 				cmds = append(cmds,
-					Command{Name: "jsonl-enc-w1", Label: "enc-pipe records encrypt, 1 worker", Argv: e.cliArgs("records", "encrypt", "-w", "1", "-i", in, "-o", "/dev/null"), Bytes: b, Records: n},
-					Command{Name: "jsonl-dec-w1", Label: "enc-pipe records decrypt, 1 worker", Argv: e.cliArgs("records", "decrypt", "-w", "1", "-i", drr, "-o", "/dev/null"), Bytes: b, Records: n},
+					Command{Name: "jsonl-enc-w1", Label: "enc-pipe records encrypt, 1 worker", Argv: e.cliArgs("records", "encrypt", "--workers", "1", "-i", in, "-o", "/dev/null"), Bytes: b, Records: n},
+					Command{Name: "jsonl-dec-w1", Label: "enc-pipe records decrypt, 1 worker", Argv: e.cliArgs("records", "decrypt", "--workers", "1", "-i", drr, "-o", "/dev/null"), Bytes: b, Records: n},
 				)
 			}
 			return cmds
