@@ -305,3 +305,26 @@ func sizeArg(n int64) string {
 	}
 	return strconv.FormatInt(n, 10)
 }
+
+// Time runs argv once under /usr/bin/time -v with standard output to
+// /dev/null: the wall time is measured here around the run, user and
+// system time come from the process's rusage (its children included),
+// the peak RSS from time's report.
+func (x *executor) Time(ctx context.Context, argv ...string) (results.Sample, int64, error) {
+	report := filepath.Join(x.dir, "time-v.txt")
+	cmd := exec.CommandContext(ctx, "/usr/bin/time", append([]string{"-v", "-o", report}, argv...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	err := cmd.Run()
+	wall := time.Since(start)
+	if err != nil {
+		return results.Sample{}, 0, cmdError(argv, err, stderr.Bytes())
+	}
+	rss, err := readMaxRSS(report)
+	if err != nil {
+		return results.Sample{}, 0, err
+	}
+	st := cmd.ProcessState
+	return results.Sample{Wall: wall.Seconds(), User: st.UserTime().Seconds(), Sys: st.SystemTime().Seconds()}, rss, nil
+}

@@ -180,6 +180,17 @@ func run(ctx context.Context) error {
 			s.Skipped = d.Available(e)
 		}
 		if d.Todo == "" && s.Skipped == "" {
+			if d.Teardown != nil {
+				// Servers outlive the run: remove what the setup made
+				// even if it or a round fails.
+				defer func() {
+					tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+					defer cancel()
+					if err := d.Teardown(tctx, e, x); err != nil {
+						logf("teardown %s: %v", d.ID, err)
+					}
+				}()
+			}
 			if d.Setup != nil {
 				logf("setup %s: round-trip and tamper checks", d.ID)
 				if err := d.Setup(ctx, e, x); err != nil {
@@ -219,7 +230,7 @@ func run(ctx context.Context) error {
 				return fmt.Errorf("scenario %s: measurement name %q used twice", d.ID, c.Name)
 			}
 			names[c.Name] = true
-			s.Measurements = append(s.Measurements, results.Measurement{Name: c.Name, Label: c.Label, Params: c.Params, Bytes: c.Bytes})
+			s.Measurements = append(s.Measurements, results.Measurement{Name: c.Name, Label: c.Label, Params: c.Params, Bytes: c.Bytes, Records: c.Records})
 			cmds = append(cmds, timed{c, s})
 		}
 	}
@@ -308,7 +319,8 @@ func prepare(ctx context.Context, e *scenarios.Env, x *executor) error {
 		return err
 	}
 	logf("building bench tools and ./cmd/enc-pipe")
-	if _, err := x.Run(ctx, "go", "build", "-o", e.Bin+"/", "./cmd/epbench", "./cmd/agebench", "./cmd/tinkbench", "./cmd/recbench"); err != nil {
+	if _, err := x.Run(ctx, "go", "build", "-o", e.Bin+"/", "./cmd/epbench", "./cmd/agebench", "./cmd/tinkbench", "./cmd/recbench",
+		"./cmd/linefwd", "./cmd/kafkabench", "./cmd/s3bench"); err != nil {
 		return err
 	}
 	cli := exec.CommandContext(ctx, "go", "build", "-o", e.Tool("enc-pipe"), "./cmd/enc-pipe")

@@ -236,7 +236,7 @@ func table(b *strings.Builder, s *results.Scenario) {
 		}
 		if records {
 			fmt.Fprintf(b, "| `%s` | %s | %s | %s | %s | %s |\n", m.Name, m.Label,
-				fmtStat(results.Summarize(m.RecordsPerSec()), 0), fmtNum(results.Summarize(m.Walls()).Median*1e6, 2),
+				fmtStat(results.Summarize(m.RecordsPerSec()), 0), fmtNum(results.Summarize(m.Walls()).Median*1e6/m.Records, 2),
 				fmtNum(results.Summarize(m.MBps()).Median, 0), rss)
 			continue
 		}

@@ -343,3 +343,31 @@ func TestSpliceRefusesBrokenMarkers(t *testing.T) {
 		}
 	}
 }
+
+func TestRecordsTableDividesTheWallTimeByTheRecordsOfARun(t *testing.T) {
+	// One run of 4000 records: 2 s, 2.5 s and 3 s in three rounds.
+	var b strings.Builder
+	s := &results.Scenario{Measurements: []results.Measurement{{
+		Name: "batch", Label: "a batch", Bytes: 4000 * 200, Records: 4000,
+		Samples: []results.Sample{{Round: 1, Wall: 2}, {Round: 2, Wall: 2.5}, {Round: 3, Wall: 3}},
+	}}}
+	table(&b, s)
+	var row string
+	for l := range strings.SplitSeq(b.String(), "\n") {
+		if strings.HasPrefix(l, "| `batch`") {
+			row = l
+		}
+	}
+	cells := strings.Split(row, "|")
+	if len(cells) < 5 {
+		t.Fatalf("no row for batch in\n%s", b.String())
+	}
+	wantRate := fmtStat(results.Summarize([]float64{4000 / 2.0, 4000 / 2.5, 4000 / 3.0}), 0)
+	wantMicros := fmtNum(2.5/4000*1e6, 2)
+	if got := strings.TrimSpace(cells[3]); got != wantRate {
+		t.Errorf("records/s %q, want %q", got, wantRate)
+	}
+	if got := strings.TrimSpace(cells[4]); got != wantMicros {
+		t.Errorf("µs per record %q, want %q (median wall / records)", got, wantMicros)
+	}
+}

@@ -2,6 +2,8 @@ package scenarios
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -102,6 +104,10 @@ func TestEveryRatioNamesAMeasurementOfTheRun(t *testing.T) {
 				names[recordMeasurement(c[0], c[1], sizeName(int64(s)), int64(s), nil, "").Name] = true
 			}
 		}
+		// The Kafka scenario's names come from its rounds.
+		for _, o := range kafkaOps {
+			names[o.name] = true
+		}
 		for _, d := range All() {
 			if d.Ratios == nil {
 				continue
@@ -114,5 +120,38 @@ func TestEveryRatioNamesAMeasurementOfTheRun(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+func TestTamperRecordChangesOneCiphertextCharacterOfTheFirstRecord(t *testing.T) {
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "in"), filepath.Join(dir, "out")
+	in := `{"Key":{"Created":1},"Data":"QUJDREVGR0hJSktMTU5PUA=="}` + "\n" + `{"Key":{"Created":2},"Data":"QUJDREVGR0hJSktMTU5PUA=="}` + "\n"
+	if err := os.WriteFile(src, []byte(in), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := tamperRecord(src, dst); err != nil {
+		t.Fatal(err)
+	}
+	out, err := os.ReadFile(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != len(in) {
+		t.Fatalf("length %d, want %d", len(out), len(in))
+	}
+	var diff []int
+	for i := range in {
+		if in[i] != out[i] {
+			diff = append(diff, i)
+		}
+	}
+	data := strings.Index(in, `"Data":"`) + len(`"Data":"`)
+	end := data + strings.Index(in[data:], `"`)
+	if len(diff) != 1 || diff[0] < data || diff[0] >= end {
+		t.Errorf("changed bytes %v, want one inside the first Data member [%d, %d)", diff, data, end)
+	}
+	if c := out[diff[0]]; !strings.ContainsRune("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", rune(c)) {
+		t.Errorf("new character %q is not base64", c)
 	}
 }

@@ -67,6 +67,10 @@ type Def struct {
 	// Setup prepares inputs and checks that every tool round-trips, once,
 	// before the rounds.
 	Setup func(ctx context.Context, e *Env, x Exec) error
+	// Teardown, when set, removes what Setup made outside the work
+	// directory (topics, buckets). It runs at the end of the run, or when
+	// it fails, once Setup has been called.
+	Teardown func(ctx context.Context, e *Env, x Exec) error
 	// Commands are timed by hyperfine, once per round each.
 	Commands func(e *Env) []Command
 	// PerRound runs in-process work once per round and returns its
@@ -93,6 +97,7 @@ type Command struct {
 	// line, split on spaces).
 	Prepare string
 	Bytes   float64 // input bytes one run processes
+	Records float64 // records one run processes (0: not a records scenario)
 }
 
 // MemCommand is a command whose peak RSS is measured at several input
@@ -115,6 +120,10 @@ type Exec interface {
 	// Fails runs argv and returns an error unless it exits non-zero;
 	// code, if non-zero, is the exit code it must have.
 	Fails(ctx context.Context, code int, argv ...string) error
+	// Time runs argv once under /usr/bin/time -v, standard output to
+	// /dev/null, and returns its wall, user and system time (Round unset)
+	// and its peak resident set size in KiB; a non-zero exit is an error.
+	Time(ctx context.Context, argv ...string) (results.Sample, int64, error)
 }
 
 // All is every scenario, in report order.
