@@ -19,17 +19,19 @@
 // not allow (AllowPartitions) before any key is loaded, gets a session for
 // the header's partition, unwraps the data key through the metastore and
 // KMS, and returns a *Reader that verifies the header MAC before it
-// returns. NewReaderAt does the same for random access (*ReaderAt).
+// returns. NewReaderAt does the same for random access (*ReaderAt), and
+// NewLazyReaderAt for ranged reads that fetch the final chunk only when
+// they reach the end (*LazyReaderAt).
 //
 // # Who closes what
 //
 // Package stream never closes a data key: its caller owns it. The data
 // key of a stream encrypted or decrypted here is opened by this package,
-// so this package's Writer, Reader and ReaderAt own it and close (wipe) it:
-// when their Close returns, when the constructor fails, when a Writer or
-// Reader fails for good (a sticky error), and when a Reader reaches the end
-// of the stream. The caller always closes the Writer, Reader or ReaderAt it
-// gets (Close never closes dst or src) and its own sessions; the session
+// so this package's Writer, Reader, ReaderAt and LazyReaderAt own it and
+// close (wipe) it: when their Close returns, when the constructor fails,
+// when a Writer or Reader fails for good (a sticky error), and when a
+// Reader reaches the end of the stream. The caller always closes the
+// Writer, Reader, ReaderAt or LazyReaderAt it gets (Close never closes dst or src) and its own sessions; the session
 // NewReader gets from Sessions is closed by NewReader before it returns.
 //
 // # Errors

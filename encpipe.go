@@ -280,27 +280,37 @@ var _ io.ReaderAt = (*ReaderAt)(nil)
 // it returns). A compressed stream fails with stream.ErrUnsupported before
 // any key is loaded. The caller closes the ReaderAt and keeps owning src.
 func NewReaderAt(ctx context.Context, src io.ReaderAt, size int64, sessions Sessions, opts ...ReadOption) (*ReaderAt, error) {
-	o, err := buildReadOptions(opts)
+	hdr, dek, streamOpts, err := openReaderAtKey(ctx, src, size, sessions, opts)
 	if err != nil {
 		return nil, err
 	}
-	hdr, err := stream.ReadHeader(io.NewSectionReader(src, 0, size))
-	if err != nil {
-		return nil, err
-	}
-	if hdr.Compression() != stream.CodecNone {
-		return nil, fmt.Errorf("%w: a compressed stream is not seekable (its chunks have variable sizes)", stream.ErrUnsupported)
-	}
-	dek, err := openDataKey(ctx, hdr, sessions, o)
-	if err != nil {
-		return nil, err
-	}
-	sr, err := stream.NewReaderAt(src, size, hdr, dek, o.streamOpts...)
+	sr, err := stream.NewReaderAt(src, size, hdr, dek, streamOpts...)
 	if err != nil {
 		dek.Close()
 		return nil, err
 	}
 	return &ReaderAt{r: sr, key: dek}, nil
+}
+
+// openReaderAtKey reads the header of the stream in src and opens its
+// data key.
+func openReaderAtKey(ctx context.Context, src io.ReaderAt, size int64, sessions Sessions, opts []ReadOption) (*stream.Header, securebuf.Secret, []stream.ReaderOption, error) {
+	o, err := buildReadOptions(opts)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	hdr, err := stream.ReadHeader(io.NewSectionReader(src, 0, size))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if hdr.Compression() != stream.CodecNone {
+		return nil, nil, nil, fmt.Errorf("%w: a compressed stream is not seekable (its chunks have variable sizes)", stream.ErrUnsupported)
+	}
+	dek, err := openDataKey(ctx, hdr, sessions, o)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return hdr, dek, o.streamOpts, nil
 }
 
 // ReadAt reads len(p) bytes of plaintext at off; see stream.ReaderAt.ReadAt.
@@ -315,6 +325,58 @@ func (r *ReaderAt) Header() *stream.Header { return r.r.Header() }
 // Close drops the stream reader's keys and cache and closes the data key.
 // It does not close src. Close is idempotent.
 func (r *ReaderAt) Close() error {
+	err := r.r.Close()
+	if kerr := r.key.Close(); err == nil {
+		err = kerr
+	}
+	return err
+}
+
+// LazyReaderAt is ReaderAt over a stream.LazyReaderAt: it authenticates
+// the final chunk only when a read reaches the end of the stream, so a
+// ranged read fetches the header and the chunks of the range. It owns
+// its data key as ReaderAt does; ReadAt is safe for concurrent use.
+type LazyReaderAt struct {
+	r   *stream.LazyReaderAt
+	key securebuf.Secret
+}
+
+var _ io.ReaderAt = (*LazyReaderAt)(nil)
+
+// NewLazyReaderAt is NewReaderAt without authenticating the final chunk up
+// front (see stream.NewLazyReaderAt): it reads only the header from src.
+// The caller closes the LazyReaderAt and keeps owning src.
+func NewLazyReaderAt(ctx context.Context, src io.ReaderAt, size int64, sessions Sessions, opts ...ReadOption) (*LazyReaderAt, error) {
+	hdr, dek, streamOpts, err := openReaderAtKey(ctx, src, size, sessions, opts)
+	if err != nil {
+		return nil, err
+	}
+	sr, err := stream.NewLazyReaderAt(src, size, hdr, dek, streamOpts...)
+	if err != nil {
+		dek.Close()
+		return nil, err
+	}
+	return &LazyReaderAt{r: sr, key: dek}, nil
+}
+
+// ReadAt reads len(p) bytes of plaintext at off; see
+// stream.LazyReaderAt.ReadAt.
+func (r *LazyReaderAt) ReadAt(p []byte, off int64) (int, error) { return r.r.ReadAt(p, off) }
+
+// Size authenticates the final chunk (once) and returns the plaintext
+// size; see stream.LazyReaderAt.Size.
+func (r *LazyReaderAt) Size() (int64, error) { return r.r.Size() }
+
+// UnverifiedSize returns the plaintext size that size implies, to plan
+// reads; see stream.LazyReaderAt.UnverifiedSize.
+func (r *LazyReaderAt) UnverifiedSize() int64 { return r.r.UnverifiedSize() }
+
+// Header returns the stream's header (authenticated).
+func (r *LazyReaderAt) Header() *stream.Header { return r.r.Header() }
+
+// Close drops the stream reader's keys and cache and closes the data key.
+// It does not close src. Close is idempotent.
+func (r *LazyReaderAt) Close() error {
 	err := r.r.Close()
 	if kerr := r.key.Close(); err == nil {
 		err = kerr

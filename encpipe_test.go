@@ -466,6 +466,23 @@ func TestWrappersCloseTheDataKey(t *testing.T) {
 		t.Fatalf("NewReaderAt on a stream cut inside its last chunk: %v", err)
 	}
 	open("a NewReaderAt that failed after opening the key", 0)
+
+	la, err := encpipe.NewLazyReaderAt(ctx, bytes.NewReader(ct[:cut]), cut, e.factory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open("an open LazyReaderAt (its final chunk not read yet)", 1)
+	if _, err := la.Size(); !errors.Is(err, stream.ErrAuth) {
+		t.Fatalf("LazyReaderAt.Size on a stream cut inside its last chunk: %v", err)
+	}
+	open("a LazyReaderAt whose end failed, before Close", 1)
+	la.Close()
+	open("LazyReaderAt.Close", 0)
+	badSaltLen := int64(len(badSalt))
+	if _, err := encpipe.NewLazyReaderAt(ctx, bytes.NewReader(badSalt), badSaltLen, e.factory); err != stream.ErrAuth {
+		t.Fatalf("NewLazyReaderAt with a modified salt: %v, want exactly ErrAuth", err)
+	}
+	open("a NewLazyReaderAt that failed after opening the key", 0)
 	if hdr.Len() >= cut {
 		t.Fatal("the cut fell in the header")
 	}

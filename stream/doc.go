@@ -67,7 +67,8 @@
 //
 // # Concurrency and ownership
 //
-// Writer and Reader are not safe for concurrent use; ReaderAt's ReadAt is.
+// Writer and Reader are not safe for concurrent use; the ReadAt of ReaderAt
+// and LazyReaderAt is.
 // WithWriterConcurrency(n) and WithReaderConcurrency(n) set how many worker
 // goroutines seal or open chunks; output order never changes. The caller's goroutine does the reading
 // (and a Reader's writing, in WriteTo) while the workers run, so even one
@@ -92,7 +93,8 @@
 // WithCompression compresses each chunk (zstd or S2) before sealing it, in
 // the worker pool. Compressed chunks have variable sizes and are framed
 // with their length, so a compressed stream can only be read sequentially:
-// NewReaderAt and CiphertextRange refuse it with ErrUnsupported.
+// NewReaderAt, NewLazyReaderAt and CiphertextRange refuse it with
+// ErrUnsupported.
 //
 // # Memory
 //

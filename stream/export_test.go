@@ -57,9 +57,10 @@ const (
 
 // CiphersForTest returns the payload ciphers the stream's key schedule
 // holds now: epoch 0's first. None once they are wiped and dropped.
-func (w *Writer) CiphersForTest() []cipher.AEAD   { return w.ks.ciphersForTest() }
-func (r *Reader) CiphersForTest() []cipher.AEAD   { return r.ks.ciphersForTest() }
-func (r *ReaderAt) CiphersForTest() []cipher.AEAD { return r.ks.ciphersForTest() }
+func (w *Writer) CiphersForTest() []cipher.AEAD       { return w.ks.ciphersForTest() }
+func (r *Reader) CiphersForTest() []cipher.AEAD       { return r.ks.ciphersForTest() }
+func (r *ReaderAt) CiphersForTest() []cipher.AEAD     { return r.ks.ciphersForTest() }
+func (l *LazyReaderAt) CiphersForTest() []cipher.AEAD { return l.r.ks.ciphersForTest() }
 
 func (ks *keySchedule) ciphersForTest() []cipher.AEAD {
 	ks.mu.Lock()

@@ -14,7 +14,8 @@ import (
 // Range requests). NewReaderAt authenticates the header and the final
 // chunk first, so a truncated or extended stream is caught before any
 // plaintext is returned; ReadAt then reads and authenticates only the
-// chunks a read touches.
+// chunks a read touches. (LazyReaderAt defers the final chunk until a
+// read needs it.)
 //
 // ReadAt is safe for concurrent use, as io.ReaderAt requires, and reads
 // src concurrently. With more than one worker, a single ReadAt that spans
@@ -22,16 +23,24 @@ import (
 // starts and waits for before returning. Wrap a ReaderAt in
 // io.NewSectionReader(r, 0, r.Size()) to get an io.ReadSeeker.
 type ReaderAt struct {
-	src    io.ReaderAt
-	hdr    *Header
-	ks     *keySchedule
-	conc   int
-	chunk  int64
-	ctSize int64 // chunk + TagSize
-	n      uint64
-	size   int64 // plaintext size
-	lastPT []byte
-	m      *streamMetrics
+	src       io.ReaderAt
+	hdr       *Header
+	ks        *keySchedule
+	conc      int
+	chunk     int64
+	ctSize    int64 // chunk + TagSize
+	n         uint64
+	lastStart int64 // plaintext offset of chunk n-1, the final one
+	lastCt    int64 // ciphertext size of chunk n-1
+	// size is the plaintext size that the length of src implies. It is
+	// the stream's size only once the final chunk has authenticated
+	// (verifyEnd): nothing about the end is reported before.
+	size int64
+	m    *streamMetrics
+
+	endOnce sync.Once
+	endErr  error  // result of authenticating the final chunk
+	lastPT  []byte // plaintext of the final chunk, once endErr is nil
 
 	cacheMu  sync.Mutex
 	cacheIdx uint64
@@ -58,6 +67,22 @@ var _ io.ReaderAt = (*ReaderAt)(nil)
 // reaches a chunk of a new epoch (every 2^24 chunks). It does not close
 // src; neither does Close.
 func NewReaderAt(src io.ReaderAt, size int64, hdr *Header, key securebuf.Secret, opts ...ReaderOption) (*ReaderAt, error) {
+	r, err := newReaderAt(src, size, hdr, key, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.verifyEnd(); err != nil {
+		r.ks.close()
+		r.m.failed(err)
+		return nil, err
+	}
+	r.m.started()
+	return r, nil
+}
+
+// newReaderAt checks the arguments, verifies the header MAC and lays the
+// chunks out from size. It reads nothing from src.
+func newReaderAt(src io.ReaderAt, size int64, hdr *Header, key securebuf.Secret, opts []ReaderOption) (*ReaderAt, error) {
 	o, err := buildReaderOptions(opts)
 	if err != nil {
 		return nil, err
@@ -74,21 +99,23 @@ func NewReaderAt(src io.ReaderAt, size int64, hdr *Header, key securebuf.Secret,
 	}
 	r := &ReaderAt{src: src, hdr: hdr, ks: ks, conc: o.concurrency, m: o.metrics,
 		chunk: int64(hdr.ChunkSize()), ctSize: int64(hdr.ChunkSize()) + TagSize}
-	if err := r.init(size); err != nil {
+	if err := r.layout(size); err != nil {
 		ks.close()
 		r.m.failed(err)
 		return nil, err
 	}
-	r.m.started()
 	return r, nil
 }
 
-func (r *ReaderAt) init(size int64) error {
+// layout verifies the header MAC and derives the chunk count and the
+// apparent plaintext size from size.
+func (r *ReaderAt) layout(size int64) error {
 	if err := r.ks.verifyHeader(r.hdr); err != nil {
 		return err
 	}
 	payload := size - r.hdr.Len()
 	if payload <= 0 {
+		// Every stream has a final chunk, of at least TagSize bytes.
 		if size < r.hdr.Len() {
 			return fmt.Errorf("%w: size %d is smaller than the header (%d bytes)", ErrTruncated, size, r.hdr.Len())
 		}
@@ -99,7 +126,25 @@ func (r *ReaderAt) init(size int64) error {
 		return errTooManyChunks
 	}
 	r.n = n
-	lastCt := payload - int64(n-1)*r.ctSize
+	r.lastStart = int64(n-1) * r.chunk
+	r.lastCt = payload - int64(n-1)*r.ctSize
+	r.size = r.lastStart + max(r.lastCt-TagSize, 0)
+	return nil
+}
+
+// verifyEnd authenticates the final chunk, once: every later call, from
+// any goroutine, returns the first one's result (an error is sticky).
+func (r *ReaderAt) verifyEnd() error {
+	r.endOnce.Do(func() { r.endErr = r.authenticateEnd() })
+	return r.endErr
+}
+
+// authenticateEnd opens chunk n-1 as the final chunk and keeps its
+// plaintext. If it does not open, it names the error: a final chunk that
+// opens as non-final means a cut at a chunk boundary (ErrTruncated); if
+// chunk n-2 opens as final, the bytes after it were appended.
+func (r *ReaderAt) authenticateEnd() error {
+	n, lastCt := r.n, r.lastCt
 	ct := make([]byte, lastCt)
 	if err := r.readCt(ct, n-1); err != nil {
 		return err
@@ -126,7 +171,6 @@ func (r *ReaderAt) init(size int64) error {
 		return chunkErr(n-1, "invalid chunk: empty final chunk after other chunks")
 	}
 	r.lastPT = pt
-	r.size = int64(n-1)*r.chunk + int64(len(pt))
 	return nil
 }
 
@@ -162,7 +206,8 @@ func (r *ReaderAt) open(i uint64, last, full bool, dst, ct []byte) ([]byte, erro
 	return pt, err
 }
 
-// Size returns the plaintext size of the stream.
+// Size returns the plaintext size of the stream (authenticated by
+// NewReaderAt).
 func (r *ReaderAt) Size() int64 { return r.size }
 
 // Header returns the header the ReaderAt was created with.
@@ -178,11 +223,21 @@ func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("%w: negative offset %d", ErrInvalidArgument, off)
 	}
-	if off >= r.size {
-		if len(p) == 0 && off == r.size {
-			return 0, nil
+	// Anything said about an offset in or after the final chunk depends
+	// on the end of the stream: authenticate it first. (NewReaderAt has;
+	// a LazyReaderAt does it here, or in readChunks when a read that
+	// starts earlier gets to the final chunk, in order.)
+	if off >= r.lastStart {
+		if err := r.verifyEnd(); err != nil {
+			r.m.failed(err)
+			return 0, err
 		}
-		return 0, io.EOF
+		if off >= r.size {
+			if len(p) == 0 && off == r.size {
+				return 0, nil
+			}
+			return 0, io.EOF
+		}
 	}
 	var eof error
 	if rem := r.size - off; int64(len(p)) > rem {
@@ -192,19 +247,31 @@ func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	n, err := r.readRange(p, off)
+	if err == nil && eof != nil {
+		// io.EOF is a statement about the end. The read got to the
+		// final chunk and authenticated it, unless that chunk holds no
+		// plaintext (then it fails to authenticate: see authenticateEnd).
+		err = r.verifyEnd()
+	}
+	if err != nil {
+		clear(p[n:])
+		r.m.failed(err)
+		return n, err
+	}
+	return n, eof
+}
+
+// readRange fills p, the plaintext at off (all before r.size), from the
+// chunks that hold it, on up to r.conc goroutines.
+func (r *ReaderAt) readRange(p []byte, off int64) (int, error) {
 	first := uint64(off / r.chunk)
 	lastIdx := uint64((off + int64(len(p)) - 1) / r.chunk)
 	spans := lastIdx - first + 1
 
 	workers := min(uint64(r.conc), spans)
 	if workers <= 1 {
-		n, err := r.readChunks(p, off, first, lastIdx)
-		if err != nil {
-			clear(p[n:])
-			r.m.failed(err)
-			return n, err
-		}
-		return n, eof
+		return r.readChunks(p, off, first, lastIdx)
 	}
 
 	// Split the chunks into contiguous groups, one goroutine each.
@@ -242,12 +309,10 @@ func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	for _, rs := range res {
 		total += rs.n
 		if rs.err != nil {
-			clear(p[total:])
-			r.m.failed(rs.err)
 			return total, rs.err
 		}
 	}
-	return total, eof
+	return total, nil
 }
 
 // readChunks fills p, the plaintext at off, from chunks first..last.
@@ -259,6 +324,9 @@ func (r *ReaderAt) readChunks(p []byte, off int64, first, last uint64) (int, err
 		cStart := int64(i) * r.chunk
 		within := off + int64(n) - cStart // offset inside chunk i
 		if i == r.n-1 {
+			if err := r.verifyEnd(); err != nil {
+				return n, err
+			}
 			n += copy(p[n:], r.lastPT[within:])
 			continue
 		}
@@ -332,13 +400,86 @@ func (r *ReaderAt) Close() error {
 	return nil
 }
 
+// LazyReaderAt is a ReaderAt that does not authenticate the final chunk
+// up front: it reads only the chunks that its reads touch, so a ranged
+// read of a remote object fetches the header and the chunks of the range,
+// and the final chunk only when the range reaches it.
+//
+// This is as safe as ReaderAt. Every chunk's nonce binds its index and
+// whether it is the final chunk, and the header MAC binds the stream (its
+// salt, hence its keys), so the plaintext of chunk i opened as "index i,
+// not final" is exactly chunk i of the stream the writer wrote, whatever
+// the length of src claims. Only statements about the end of the stream
+// depend on the final chunk: its size (Size), io.EOF, an offset at or
+// after the end, and the bytes of the apparent final chunk. A
+// LazyReaderAt makes none of them before the final chunk has
+// authenticated: the chunk at the last index that the length of src
+// implies must open as final. So a stream cut at a chunk boundary still
+// gives the authentic bytes of the chunks before the cut, and ErrTruncated
+// to a read that reaches the cut; bytes appended give the errors
+// NewReaderAt gives, to a read that reaches the end.
+//
+// The final chunk is authenticated at most once, by the first read that
+// needs it (concurrent ones wait for it); its error is sticky. ReadAt is
+// safe for concurrent use. Close is as ReaderAt's.
+type LazyReaderAt struct {
+	r *ReaderAt
+}
+
+var _ io.ReaderAt = (*LazyReaderAt)(nil)
+
+// NewLazyReaderAt is NewReaderAt without authenticating the final chunk:
+// it verifies the header MAC and checks that size leaves room for a
+// chunk, and reads nothing from src. Key ownership is as for NewReaderAt.
+func NewLazyReaderAt(src io.ReaderAt, size int64, hdr *Header, key securebuf.Secret, opts ...ReaderOption) (*LazyReaderAt, error) {
+	r, err := newReaderAt(src, size, hdr, key, opts)
+	if err != nil {
+		return nil, err
+	}
+	r.m.started()
+	return &LazyReaderAt{r: r}, nil
+}
+
+// ReadAt reads len(p) bytes of plaintext starting at off, as
+// ReaderAt.ReadAt does. A read that starts in or after the apparent final
+// chunk authenticates that chunk before anything else; one that starts
+// before it does so when it gets to it, after the chunks before, and
+// returns those bytes with the error if it fails. A read that ends before
+// the apparent final chunk reads only its own chunks (a len(p) == 0 read
+// there returns 0, nil).
+func (l *LazyReaderAt) ReadAt(p []byte, off int64) (int, error) { return l.r.ReadAt(p, off) }
+
+// Size authenticates the final chunk (once: see LazyReaderAt) and returns
+// the plaintext size of the stream.
+func (l *LazyReaderAt) Size() (int64, error) {
+	if err := l.r.verifyEnd(); err != nil {
+		return 0, err
+	}
+	return l.r.size, nil
+}
+
+// UnverifiedSize returns the plaintext size that the length of src
+// implies, without reading anything. It is the stream's size only if
+// Size succeeds: use it to plan reads (a read that reaches the end
+// authenticates it), never to report the end of the stream.
+func (l *LazyReaderAt) UnverifiedSize() int64 { return l.r.size }
+
+// Header returns the header the LazyReaderAt was created with
+// (authenticated).
+func (l *LazyReaderAt) Header() *Header { return l.r.hdr }
+
+// Close is ReaderAt.Close.
+func (l *LazyReaderAt) Close() error { return l.r.Close() }
+
 // CiphertextRange maps the plaintext byte range [off, off+n) of a stream
 // with header hdr to the ciphertext byte range [cOff, cOff+cLen) that holds
 // the chunks it touches: one HTTP or S3 Range request. The range may run
 // past the end of the stream when it touches the final chunk; clip it to
 // the object size. To decrypt, NewReaderAt also needs the header
-// ([0, hdr.Len())) and the final chunk. n = 0 gives cLen = 0. Compressed
-// streams give ErrUnsupported.
+// ([0, hdr.Len())) and the final chunk; NewLazyReaderAt needs the header,
+// and the final chunk only when the range reaches it (it is then the last
+// chunk of the range, read after the others). n = 0 gives cLen = 0.
+// Compressed streams give ErrUnsupported.
 func CiphertextRange(hdr *Header, off, n int64) (cOff, cLen int64, err error) {
 	if hdr.flags&FlagCompressed != 0 {
 		return 0, 0, errNotSeekable

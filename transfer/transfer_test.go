@@ -61,12 +61,14 @@ func unionLen(ss []span) int64 {
 	return total
 }
 
-// TestDecryptRangeFetchesOnlyTheHeaderFinalChunkAndRangeChunks encrypts a
+// TestDecryptRangeFetchesTheHeaderAndOnlyTheChunksOfTheRange encrypts a
 // stream into a multipart object whose parts hold whole chunks, then
 // decrypts ranges at and around chunk and part boundaries, and checks the
 // plaintext and the exact number of bytes fetched from S3: the header (or
-// the prefetch), the final chunk, and the chunks that hold the range.
-func TestDecryptRangeFetchesOnlyTheHeaderFinalChunkAndRangeChunks(t *testing.T) {
+// the prefetch) and the chunks that hold the range. The final chunk is
+// one of them only when the range reaches it (or runs to the end, or
+// starts after it).
+func TestDecryptRangeFetchesTheHeaderAndOnlyTheChunksOfTheRange(t *testing.T) {
 	c := s3test.Client(t, s3test.Endpoint(t))
 	bucket := s3test.Bucket(t, c)
 	ctx := context.Background()
@@ -107,13 +109,15 @@ func TestDecryptRangeFetchesOnlyTheHeaderFinalChunkAndRangeChunks(t *testing.T) 
 	nChunks := (size + chunk - 1) / chunk
 	objSize := hdr + size + nChunks*stream.TagSize
 	final := span{hdr + (nChunks-1)*ct, objSize}
+	lastStart := (nChunks - 1) * chunk // plaintext offset of the final chunk
 	chunksPerPart := partSize / ct
 	partBoundary := chunksPerPart * chunk // plaintext offset where part 2 starts
 	type rng struct{ off, n int64 }
 	ranges := []rng{
 		{0, 1}, {0, chunk}, {chunk - 1, 2}, {chunk, chunk}, {3*chunk + 5, 10 * chunk},
 		{partBoundary - 1, 2}, {partBoundary - chunk, 2 * chunk}, {partBoundary, 1},
-		{2*partBoundary - 100, 200}, {size - 1, 1}, {size - chunk - 1, chunk + 1}, {size / 2, -1}, {0, -1}, {size, 0},
+		{2*partBoundary - 100, 200}, {lastStart - 10, 10}, {lastStart - 10, 11}, {size - 1, 1},
+		{size - chunk - 1, chunk + 1}, {size - 5, 100}, {size / 2, -1}, {0, -1}, {size, 0}, {size / 2, 0},
 	}
 	for _, prefetch := range []int{0, 1024} {
 		for _, r := range ranges {
@@ -132,35 +136,45 @@ func TestDecryptRangeFetchesOnlyTheHeaderFinalChunkAndRangeChunks(t *testing.T) 
 					t.Fatal(err)
 				}
 				n := r.n
-				if n < 0 {
+				if n < 0 || n > size-r.off {
 					n = size - r.off
 				}
 				if got != n || !bytes.Equal(out.Bytes(), plain[r.off:r.off+n]) {
 					t.Fatalf("wrote %d bytes, want plaintext [%d, %d)", got, r.off, r.off+n)
 				}
-				spans := []span{{0, hdr}, {0, min(int64(prefetch), objSize)}, final}
+				// The range reaches the end: it asks for bytes of the final
+				// chunk, runs to the end, or starts there.
+				reachesEnd := r.n < 0 || r.off+n > lastStart || r.off >= lastStart
+				spans := []span{{0, hdr}, {0, min(int64(prefetch), objSize)}}
 				if n > 0 {
 					first, last := r.off/chunk, (r.off+n-1)/chunk
 					spans = append(spans, span{hdr + first*ct, min(hdr+(last+1)*ct, objSize)})
 				}
+				if reachesEnd {
+					spans = append(spans, final)
+				}
 				want := unionLen(spans)
 				if obj.Fetched() != want {
-					t.Errorf("fetched %d bytes, want %d (header %d, final chunk, chunks of the range)", obj.Fetched(), want, hdr)
+					t.Errorf("fetched %d bytes, want %d (header %d, the chunks of the range, final chunk: %v)", obj.Fetched(), want, hdr, reachesEnd)
 				}
-				// The bound, once the final chunk (always read, to
-				// refuse a truncated stream) is set aside: range + two chunks
-				// (with the range's tags) + header (or the prefetch).
+				// The bound: range + two chunks (with the range's
+				// tags) + header (or the prefetch).
 				tags := (n + chunk - 1) / chunk * stream.TagSize
-				bound := n + tags + 2*ct + max(hdr, int64(prefetch)) + (final.hi - final.lo)
+				bound := n + tags + 2*ct + max(hdr, int64(prefetch))
 				if obj.Fetched() > bound {
 					t.Errorf("fetched %d bytes, over the bound %d", obj.Fetched(), bound)
 				}
 				// Requests: the HEAD or prefetch; two GETs for the header
 				// (its length, then the rest) unless prefetched; one for
-				// the final chunk; one for all the chunks of the range.
-				wantReq := int64(2)
+				// the final chunk if the range reaches the end (it is
+				// authenticated first); one for the other chunks of the
+				// range.
+				wantReq := int64(1)
 				if int64(prefetch) < hdr {
 					wantReq += 2
+				}
+				if reachesEnd {
+					wantReq++
 				}
 				if n > 0 && hdr+(r.off/chunk)*ct < final.lo {
 					wantReq++
@@ -178,6 +192,99 @@ func TestDecryptRangeFetchesOnlyTheHeaderFinalChunkAndRangeChunks(t *testing.T) 
 	defer obj.Close()
 	if _, err := transfer.DecryptRange(ctx, io.Discard, obj, f, size+1, 1); !errors.Is(err, transfer.ErrRange) {
 		t.Errorf("range after the end: %v, want ErrRange", err)
+	}
+}
+
+// TestDecryptRangeOfADamagedObject stores an encrypted stream cut at a
+// chunk boundary, one with bytes appended, and one with a modified chunk,
+// as S3 objects. A range before the damage gives the authentic bytes; a
+// range that reaches it fails (ErrTruncated, ErrAuth) with nothing written
+// when the damage is at the end; an offset after the apparent end is not
+// reported as ErrRange, since that end is not authentic.
+func TestDecryptRangeOfADamagedObject(t *testing.T) {
+	c := s3test.Client(t, s3test.Endpoint(t))
+	bucket := s3test.Bucket(t, c)
+	ctx := context.Background()
+	f := newFactory(t)
+	sess, err := f.GetSession("tenant-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	const chunk = stream.MinChunkSize
+	const ct = chunk + stream.TagSize
+	plain := s3test.Random(8, 20*chunk+300)
+	var buf bytes.Buffer
+	w, err := encpipe.NewWriter(ctx, &buf, sess, stream.WithChunkSize(chunk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := w.Header().Len()
+	w.Write(plain)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	enc := buf.Bytes()
+	const kept = 12 // chunks left in the cut object
+	cut := enc[:hdr+kept*ct]
+	extended := append(bytes.Clone(enc), s3test.Random(9, ct)...)
+	tampered := bytes.Clone(enc)
+	tampered[hdr+5*ct+100] ^= 1
+	s3test.Put(t, c, bucket, "cut.ep", cut)
+	s3test.Put(t, c, bucket, "extended.ep", extended)
+	s3test.Put(t, c, bucket, "tampered.ep", tampered)
+
+	decrypt := func(key string, off, n int64) ([]byte, error) {
+		t.Helper()
+		obj, err := s3source.Open(ctx, c, bucket, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer obj.Close()
+		var out bytes.Buffer
+		got, err := transfer.DecryptRange(ctx, &out, obj, f, off, n)
+		if got != int64(out.Len()) {
+			t.Fatalf("%s [%d, +%d): returned %d, wrote %d", key, off, n, got, out.Len())
+		}
+		return out.Bytes(), err
+	}
+	type check struct {
+		key    string
+		off, n int64
+		want   error // nil: the plaintext
+	}
+	for _, k := range []check{
+		{"cut.ep", 0, (kept - 1) * chunk, nil},
+		{"cut.ep", 3*chunk + 7, 5 * chunk, nil},
+		{"cut.ep", (kept-1)*chunk - 1, 2, stream.ErrTruncated},
+		{"cut.ep", (kept - 1) * chunk, 1, stream.ErrTruncated},
+		{"cut.ep", 5, -1, stream.ErrTruncated},
+		{"cut.ep", kept * chunk, 0, stream.ErrTruncated},
+		{"cut.ep", kept*chunk + 1, 1, stream.ErrTruncated}, // not ErrRange
+		{"extended.ep", 0, 20 * chunk, nil},
+		{"extended.ep", 20*chunk + 1, 10, stream.ErrAuth},
+		{"extended.ep", 0, -1, stream.ErrAuth},
+		{"extended.ep", 21*chunk + 5000, 1, stream.ErrAuth}, // not ErrRange
+		{"tampered.ep", 0, 5 * chunk, nil},
+		{"tampered.ep", 6 * chunk, 3 * chunk, nil},
+		{"tampered.ep", 5*chunk + 10, 1, stream.ErrAuth},
+	} {
+		got, err := decrypt(k.key, k.off, k.n)
+		if k.want == nil {
+			if err != nil || !bytes.Equal(got, plain[k.off:k.off+k.n]) {
+				t.Errorf("%s [%d, +%d): %d bytes, %v; want the plaintext", k.key, k.off, k.n, len(got), err)
+			}
+			continue
+		}
+		if !errors.Is(err, k.want) || len(got) != 0 {
+			t.Errorf("%s [%d, +%d): %d bytes, %v; want nothing written and %v", k.key, k.off, k.n, len(got), err, k.want)
+		}
+	}
+	// A range across the modified chunk: the chunks before it are
+	// written (each authenticated), then ErrAuth.
+	got, err := decrypt("tampered.ep", 4*chunk, 3*chunk)
+	if !errors.Is(err, stream.ErrAuth) || !bytes.Equal(got, plain[4*chunk:5*chunk]) {
+		t.Errorf("tampered.ep across chunk 5: %d bytes, %v; want chunk 4, then ErrAuth", len(got), err)
 	}
 }
 

@@ -212,7 +212,8 @@ func TestS3RoundTripOfAMultipartObject(t *testing.T) {
 
 // TestS3DecryptRangeReadsOnlyTheChunksOfTheRange decrypts ranges at and
 // around chunk and part boundaries of an S3 object, and counts the bytes
-// that reach the command through a proxy.
+// that reach the command through a proxy: the prefetch and the chunks of
+// the range, the final chunk only when the range reaches it.
 func TestS3DecryptRangeReadsOnlyTheChunksOfTheRange(t *testing.T) {
 	e := newS3Env(t)
 	const chunk = 4096
@@ -233,7 +234,7 @@ func TestS3DecryptRangeReadsOnlyTheChunksOfTheRange(t *testing.T) {
 	u, _ := url.Parse(e.endpoint)
 	for _, r := range []struct{ off, n int64 }{
 		{0, 10}, {chunk - 1, 2}, {chunk, chunk}, {partPlain - 1, 2}, {partPlain, 3 * chunk}, {partPlain - 10, 20},
-		{2*partPlain + 100, 50000}, {size - 5, 5}, {1 << 20, 1 << 20},
+		{2*partPlain + 100, 50000}, {size - 5, 5}, {1 << 20, 1 << 20}, {size - chunk - 3, 10},
 	} {
 		px := s3test.NewProxy(t, u.Host)
 		c := e.cmd("@"+px.URL, "decrypt", "--range", fmt.Sprintf("%d:%d", r.off, r.n), e.url("r.ep"))
@@ -242,12 +243,31 @@ func TestS3DecryptRangeReadsOnlyTheChunksOfTheRange(t *testing.T) {
 			t.Fatalf("--range %d:%d: %d bytes, %v", r.off, r.n, len(got), err)
 		}
 		first, last := r.off/chunk, (r.off+r.n-1)/chunk
-		spans := []span{{0, max(hdr, s3Prefetch)}, {finalLo, objSize}, {hdr + first*ct, min(hdr+(last+1)*ct, finalLo)}}
+		spans := []span{{0, max(hdr, s3Prefetch)}}
+		responses := int64(1) // the prefetch
+		if lo := hdr + first*ct; lo < finalLo {
+			spans = append(spans, span{lo, min(hdr+(last+1)*ct, finalLo)})
+			responses++ // one GET for the chunks of the range
+		}
+		if r.off+r.n > (nChunks-1)*chunk {
+			// The range reaches the final chunk, which is read (and
+			// authenticated) on its own, first.
+			spans = append(spans, span{finalLo, objSize})
+			responses++
+		}
 		body := unionLen(spans)
-		// Three responses (prefetch, final chunk, the range's chunks):
-		// their headers are well under 1 KiB each.
-		if px.Received() < body || px.Received() > body+3*1024 {
-			t.Errorf("--range %d:%d: %d bytes received, want %d of object and the headers of 3 responses", r.off, r.n, px.Received(), body)
+		// Each response's headers are under 1 KiB (about 0.7 KiB). Now
+		// and then the proxy passes on one response more than the
+		// source's request count (transfer's test counts the requests
+		// exactly): 1 KiB more for it.
+		slack := (responses + 1) * 1024
+		if px.Received() < body || px.Received() > body+slack {
+			t.Errorf("--range %d:%d: %d bytes received, want %d of object and the headers of %d responses", r.off, r.n, px.Received(), body, responses)
+		}
+		// The bound: range + two chunks (with the range's tags)
+		// + header (the prefetch), and the response headers.
+		if bound := r.n + (last-first+1)*stream.TagSize + 2*ct + max(hdr, s3Prefetch) + slack; px.Received() > bound {
+			t.Errorf("--range %d:%d: %d bytes received, over the bound %d", r.off, r.n, px.Received(), bound)
 		}
 	}
 }

@@ -241,7 +241,8 @@ func (i s3FileInfo) IsDir() bool        { return false }
 func (i s3FileInfo) Sys() any           { return nil }
 
 // decryptS3Range decrypts a range of an S3 object with transfer.DecryptRange:
-// the header, the final chunk, then one GET for the chunks of the range.
+// the header, then one GET for the chunks of the range (the final chunk,
+// read first, only when the range reaches it).
 func (a *app) decryptS3Range(ctx context.Context, out io.Writer, obj *s3source.Object, keys *lazyBackend, off, n int64, ropts []encpipe.ReadOption) error {
 	_, err := transfer.DecryptRange(ctx, writeTagger{out}, s3RangeTagger{obj}, keys, off, n, ropts...)
 	if kerr := keys.openErr(); err != nil && kerr != nil {
