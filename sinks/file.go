@@ -92,10 +92,9 @@ type fileOptions struct {
 // DefaultFileBuffer is the size of each write buffer of a File: writes
 // reach the temporary file in pieces of this size, page-aligned, which
 // costs the kernel less than many small writes (a 64 KiB chunk plus its
-// tag is not page-aligned). Buffers of a quarter MiB stay in the CPU's
-// caches between the copy into them and the write(2) out of them: with
-// three buffers of 1 MiB, the copy into them took over three times the
-// CPU in a profile (docs/PERFORMANCE.md, "file → file").
+// tag is not page-aligned). Four buffers of a quarter MiB cost the same
+// CPU as three of 1 MiB in a measurement of the sink alone (1 GiB to
+// tmpfs: docs/PERFORMANCE.md, "The file sink alone") and hold less memory.
 const DefaultFileBuffer = 256 << 10
 
 // DefaultFileBuffers is the number of write buffers of a File: one being
